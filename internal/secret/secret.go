@@ -1,0 +1,216 @@
+// Package secret keeps secrets out of logs and seals them at rest with AES-256-GCM under a
+// versioned master key.
+//
+// A sealed value is "v1:<key id>:<base64url(nonce|ciphertext)>". The key id lets the master key
+// be rotated: a Keyring opens values sealed under any key it holds and seals under its newest.
+// Associated data (for example "hosts/<id>/token") binds a value to its row and column, so a
+// ciphertext copied into another row does not open.
+package secret
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Secret is a string that prints and logs as [redacted].
+type Secret string
+
+// Reveal returns the secret's value; call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return "[redacted]" }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// MarshalText keeps a Secret out of JSON and YAML encodings by accident.
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// KeySize is the size of a master key in bytes (AES-256).
+const KeySize = 32
+
+// ErrOpen is returned when a sealed value cannot be opened: wrong key, wrong associated data,
+// or a damaged value. It says nothing more, by design.
+var ErrOpen = errors.New("secret: cannot open sealed value")
+
+// Key is one master key and its id.
+type Key struct {
+	ID  string
+	key [KeySize]byte
+}
+
+// NewKey returns a fresh random key with the given id.
+func NewKey(id string) (Key, error) {
+	k := Key{ID: id}
+	if _, err := rand.Read(k.key[:]); err != nil {
+		return Key{}, fmt.Errorf("generate master key: %w", err)
+	}
+	return k, nil
+}
+
+// Keyring holds master keys: the newest seals, all of them open. It is safe for concurrent use.
+type Keyring struct {
+	keys    map[string]cipher.AEAD
+	current string
+}
+
+// NewKeyring makes a keyring whose current key is the last one given.
+func NewKeyring(keys ...Key) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("secret: keyring needs at least one key")
+	}
+	r := &Keyring{keys: map[string]cipher.AEAD{}}
+	for _, k := range keys {
+		if !validID(k.ID) {
+			return nil, fmt.Errorf("secret: key id %q: use 1-32 letters, digits, '-' or '_'", k.ID)
+		}
+		block, err := aes.NewCipher(k.key[:])
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		r.keys[k.ID] = aead
+		r.current = k.ID
+	}
+	return r, nil
+}
+
+// CurrentID is the id of the key that seals.
+func (r *Keyring) CurrentID() string { return r.current }
+
+// Seal encrypts plaintext under the current key, bound to ad.
+func (r *Keyring) Seal(plaintext []byte, ad string) (string, error) {
+	aead := r.keys[r.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("seal: %w", err)
+	}
+	out := aead.Seal(nonce, nonce, plaintext, []byte(ad))
+	return "v1:" + r.current + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// Open decrypts a value made by Seal with the same ad. Any failure is ErrOpen.
+func (r *Keyring) Open(sealed, ad string) ([]byte, error) {
+	parts := strings.SplitN(sealed, ":", 3)
+	if len(parts) != 3 || parts[0] != "v1" {
+		return nil, ErrOpen
+	}
+	aead, ok := r.keys[parts[1]]
+	if !ok {
+		return nil, fmt.Errorf("%w: sealed under unknown key %q", ErrOpen, parts[1])
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
+		return nil, ErrOpen
+	}
+	pt, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(ad))
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
+// KeyID returns the id of the key a sealed value was sealed under, for rotation.
+func KeyID(sealed string) string {
+	parts := strings.SplitN(sealed, ":", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 32 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// The master key file holds one key per line, "<id> <64 hex digits>", oldest first; the last
+// line is the current key. PMD_MASTER_KEY holds the same text (lines may be separated by ';').
+
+// FormatKeys renders keys in the master key file format.
+func FormatKeys(keys ...Key) []byte {
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %s\n", k.ID, hex.EncodeToString(k.key[:]))
+	}
+	return []byte(b.String())
+}
+
+// ParseKeys reads the master key file format.
+func ParseKeys(text string) ([]Key, error) {
+	var keys []Key
+	lines := strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == ';' })
+	for i, line := range lines {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("line %d: want \"<id> <64 hex digits>\"", i+1)
+		}
+		raw, err := hex.DecodeString(f[1])
+		if err != nil || len(raw) != KeySize {
+			return nil, fmt.Errorf("line %d: key must be 64 hex digits", i+1)
+		}
+		if !validID(f[0]) {
+			return nil, fmt.Errorf("line %d: key id must be 1-32 letters, digits, '-' or '_'", i+1)
+		}
+		k := Key{ID: f[0]}
+		copy(k.key[:], raw)
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key found")
+	}
+	return keys, nil
+}
+
+// LoadKeyring reads the master key from env (if non-empty) or else from the file at path.
+// The file must not be readable by group or others.
+func LoadKeyring(path, env string) (*Keyring, error) {
+	text := env
+	src := "PMD_MASTER_KEY"
+	if text == "" {
+		src = path
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("master key %s: mode %o is open to others; chmod 600 it", path, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		text = string(b)
+	}
+	keys, err := ParseKeys(text)
+	if err != nil {
+		return nil, fmt.Errorf("master key %s is corrupt: %w", src, err)
+	}
+	return NewKeyring(keys...)
+}

@@ -1,0 +1,155 @@
+// Package wire holds the types that cross a process boundary: the tunnel between pmd and
+// pmagent, and pmd's admin API used by pmctl. Both sides import it, so a field renamed here is
+// renamed everywhere at once.
+package wire
+
+import (
+	"time"
+)
+
+// ALPN protocol names negotiated on pmd's agent listener. An agent with a certificate speaks
+// ProtoTunnel (yamux); a host enrolling with a token speaks ProtoEnroll (one HTTP request).
+const (
+	ProtoTunnel = "pocketmolt-tunnel/1"
+	ProtoEnroll = "pocketmolt-enroll/1"
+)
+
+// Host statuses as reported by the admin API.
+const (
+	HostPending  = "pending"
+	HostOnline   = "online"
+	HostOffline  = "offline"
+	HostDraining = "draining"
+	HostRevoked  = "revoked"
+)
+
+// HostFacts is what an agent tells pmd about its machine in every heartbeat.
+type HostFacts struct {
+	Hostname      string `json:"hostname" yaml:"hostname"`
+	OS            string `json:"os" yaml:"os"`
+	Arch          string `json:"arch" yaml:"arch"`
+	Kernel        string `json:"kernel,omitempty" yaml:"kernel,omitempty"`
+	CPUs          int    `json:"cpus" yaml:"cpus"`
+	MemoryBytes   uint64 `json:"memory_bytes" yaml:"memory_bytes"`
+	DiskBytes     uint64 `json:"disk_bytes" yaml:"disk_bytes"`
+	DiskFreeBytes uint64 `json:"disk_free_bytes" yaml:"disk_free_bytes"`
+	// DockerVersion is the Engine's version, or "unavailable" when it cannot be reached.
+	DockerVersion string `json:"docker_version" yaml:"docker_version"`
+	// DockerError says why Docker is unavailable; empty when it answered.
+	DockerError  string `json:"docker_error,omitempty" yaml:"docker_error,omitempty"`
+	AgentVersion string `json:"agent_version" yaml:"agent_version"`
+}
+
+// DockerUnavailable is HostFacts.DockerVersion when the Engine cannot be reached.
+const DockerUnavailable = "unavailable"
+
+// Heartbeat is the body of the agent's POST /v1/heartbeat to pmd.
+type Heartbeat struct {
+	Facts HostFacts `json:"facts"`
+	// Sent is the agent's clock when it sent the heartbeat.
+	Sent time.Time `json:"sent"`
+}
+
+// HeartbeatReply is pmd's answer to a heartbeat.
+type HeartbeatReply struct {
+	// Interval is how often pmd wants heartbeats; the agent adopts it.
+	Interval Duration `json:"interval"`
+}
+
+// MaxHeartbeatBytes bounds a heartbeat body; larger ones get 413 payload_too_large.
+const MaxHeartbeatBytes = 1 << 20
+
+// AgentInfo is the answer to pmd's GET /v1/info on the agent.
+type AgentInfo struct {
+	HostID       string    `json:"host_id"`
+	AgentVersion string    `json:"agent_version"`
+	Started      time.Time `json:"started"`
+	Facts        HostFacts `json:"facts"`
+}
+
+// EnrollRequest is what pmagent enroll sends over a ProtoEnroll connection: its token and a
+// CSR for a key it made itself.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	CSR   string `json:"csr"` // PEM
+}
+
+// EnrollResponse carries the host's identity and its first certificate.
+type EnrollResponse struct {
+	HostID    string   `json:"host_id"`
+	HostName  string   `json:"host_name"`
+	Cert      string   `json:"cert"`    // PEM: leaf then intermediate
+	RootCA    string   `json:"root_ca"` // PEM
+	Heartbeat Duration `json:"heartbeat_interval"`
+}
+
+// RenewRequest is the agent's POST /v1/renew over the tunnel.
+type RenewRequest struct {
+	CSR string `json:"csr"` // PEM
+}
+
+// RenewResponse is a fresh certificate for the host.
+type RenewResponse struct {
+	Cert string `json:"cert"` // PEM: leaf then intermediate
+}
+
+// Host is a host as the admin API shows it.
+type Host struct {
+	ID         string     `json:"id" yaml:"id"`
+	Name       string     `json:"name" yaml:"name"`
+	Status     string     `json:"status" yaml:"status"`
+	Facts      *HostFacts `json:"facts,omitempty" yaml:"facts,omitempty"`
+	CreatedAt  time.Time  `json:"created_at" yaml:"created_at"`
+	EnrolledAt *time.Time `json:"enrolled_at,omitempty" yaml:"enrolled_at,omitempty"`
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty" yaml:"last_seen_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty" yaml:"revoked_at,omitempty"`
+	// CertSerial and CertExpiresAt describe the newest certificate issued to the host.
+	CertSerial    string     `json:"cert_serial,omitempty" yaml:"cert_serial,omitempty"`
+	CertExpiresAt *time.Time `json:"cert_expires_at,omitempty" yaml:"cert_expires_at,omitempty"`
+	// Connected is true while pmd holds a tunnel session for the host.
+	Connected bool `json:"connected" yaml:"connected"`
+}
+
+// TokenRequest is the body of POST /v1/hosts/tokens.
+type TokenRequest struct {
+	Name string `json:"name"`
+	// TTL is how long the token stays valid; zero means pmd's default (1 h).
+	TTL Duration `json:"ttl,omitempty"`
+}
+
+// TokenResponse carries a fresh enrollment token. It is shown once and stored only hashed.
+type TokenResponse struct {
+	Token     string    `json:"token" yaml:"token"`
+	HostID    string    `json:"host_id" yaml:"host_id"`
+	ExpiresAt time.Time `json:"expires_at" yaml:"expires_at"`
+}
+
+// Certificate kinds.
+const (
+	CertRoot         = "root"
+	CertIntermediate = "intermediate"
+	CertServer       = "server"
+	CertAdmin        = "admin"
+	CertAgent        = "agent"
+)
+
+// Certificate is an issued certificate as the admin API shows it.
+type Certificate struct {
+	Serial    string     `json:"serial" yaml:"serial"`
+	Kind      string     `json:"kind" yaml:"kind"`
+	Subject   string     `json:"subject" yaml:"subject"`
+	HostID    string     `json:"host_id,omitempty" yaml:"host_id,omitempty"`
+	NotBefore time.Time  `json:"not_before" yaml:"not_before"`
+	NotAfter  time.Time  `json:"not_after" yaml:"not_after"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty" yaml:"revoked_at,omitempty"`
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	ID     int64     `json:"id" yaml:"id"`
+	Time   time.Time `json:"time" yaml:"time"`
+	Actor  string    `json:"actor" yaml:"actor"`
+	Action string    `json:"action" yaml:"action"`
+	Target string    `json:"target" yaml:"target"`
+	Detail string    `json:"detail,omitempty" yaml:"detail,omitempty"`
+}
