@@ -8,10 +8,11 @@ import (
 )
 
 // ALPN protocol names negotiated on pmd's agent listener. An agent with a certificate speaks
-// ProtoTunnel (yamux); a host enrolling with a token speaks ProtoEnroll (one HTTP request).
+// ProtoTunnel (yamux); a host enrolling with a token speaks plain HTTP/1.1 (ProtoEnroll) for
+// one request, since net/http closes a connection whose ALPN protocol it has no handler for.
 const (
 	ProtoTunnel = "pocketmolt-tunnel/1"
-	ProtoEnroll = "pocketmolt-enroll/1"
+	ProtoEnroll = "http/1.1"
 )
 
 // Host statuses as reported by the admin API.

@@ -1,0 +1,61 @@
+// Package config loads a daemon's settings from flags, environment variables and a YAML file
+// with one viper instance per command, refusing unknown keys and values of the wrong type.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Load fills dst (a struct with mapstructure tags named like the flags) from, in order of
+// precedence: the command's flags that were set, environment variables <prefix>_<FLAG_NAME>
+// (dashes become underscores), the YAML file at path (skipped when path is "" or, if
+// optional, missing), and the flags' defaults.
+func Load(cmd *cobra.Command, prefix, path string, optional bool, dst any) error {
+	v := viper.New()
+	v.SetEnvPrefix(prefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	var bindErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Name == "config" || bindErr != nil {
+			return
+		}
+		bindErr = v.BindPFlag(f.Name, f)
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			var pe *os.PathError
+			if !(optional && errors.As(err, &pe) && errors.Is(err, os.ErrNotExist)) {
+				return fmt.Errorf("config %s: %w", path, cleanErr(err))
+			}
+		}
+	}
+	err := v.UnmarshalExact(dst)
+	if err != nil {
+		where := "config"
+		if path != "" {
+			where = "config " + path
+		}
+		return fmt.Errorf("%s: %w", where, cleanErr(err))
+	}
+	return nil
+}
+
+func cleanErr(err error) error {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	msg = strings.ReplaceAll(msg, "* ", "")
+	return errors.New(strings.TrimSpace(msg))
+}

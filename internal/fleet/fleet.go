@@ -1,0 +1,213 @@
+// Package fleet is pmd's side of the hosts: enrollment, the tunnel sessions agents open, their
+// heartbeats and certificate renewals, host status, and revocation.
+//
+// pmd holds at most one session per host, keyed by host id; a new session from a host
+// replaces the old one. Calls to an agent go over its session (see Call).
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/tunnel"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultHeartbeat    = 10 * time.Second
+	DefaultAgentCertTTL = 24 * time.Hour
+	DefaultTokenTTL     = time.Hour
+	// missedBeats is how many heartbeat intervals may pass before a host is offline.
+	missedBeats = 3
+)
+
+// Config tunes a Fleet.
+type Config struct {
+	HeartbeatInterval time.Duration
+	AgentCertTTL      time.Duration
+	TokenTTL          time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Fleet tracks hosts and their sessions. It is safe for concurrent use.
+type Fleet struct {
+	store *store.Store
+	ca    *pki.CA
+	cfg   Config
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string]*conn // by host id
+}
+
+// conn is one live agent session.
+type conn struct {
+	hostID   string
+	sess     *tunnel.Session
+	serial   string
+	notAfter time.Time
+	since    time.Time
+
+	mu       sync.Mutex
+	lastBeat time.Time
+}
+
+// New returns a Fleet over a store and a CA.
+func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeat
+	}
+	if cfg.AgentCertTTL <= 0 {
+		cfg.AgentCertTTL = DefaultAgentCertTTL
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}}
+}
+
+// HeartbeatInterval is the interval agents are told to use.
+func (f *Fleet) HeartbeatInterval() time.Duration { return f.cfg.HeartbeatInterval }
+
+// CheckSerial is the revocation check for agent certificates at every handshake: the
+// certificate must be one pmd issued, not revoked, and its host must still exist.
+func (f *Fleet) CheckSerial(serial string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := f.store.GetCert(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return errors.New("certificate unknown to pmd")
+	}
+	if err != nil {
+		return fmt.Errorf("check certificate: %w", err)
+	}
+	if c.RevokedAt != nil {
+		return errors.New("certificate revoked")
+	}
+	return nil
+}
+
+// Run closes sessions that stopped sending heartbeats or whose certificate expired, until
+// ctx ends.
+func (f *Fleet) Run(ctx context.Context) {
+	t := time.NewTicker(f.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.sweep()
+		}
+	}
+}
+
+func (f *Fleet) sweep() {
+	now := f.cfg.Now()
+	f.mu.Lock()
+	var stale []*conn
+	for _, c := range f.conns {
+		c.mu.Lock()
+		last := c.lastBeat
+		c.mu.Unlock()
+		if now.Sub(last) > missedBeats*f.cfg.HeartbeatInterval || now.After(c.notAfter) {
+			stale = append(stale, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range stale {
+		f.log.Warn("closing stale session", "host_id", c.hostID, "session_id", c.sess.ID)
+		c.sess.Close()
+	}
+}
+
+// Close ends every session.
+func (f *Fleet) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.sess.Close()
+	}
+}
+
+// register makes c the host's session, closing the one it replaces.
+func (f *Fleet) register(c *conn) {
+	f.mu.Lock()
+	old := f.conns[c.hostID]
+	f.conns[c.hostID] = c
+	f.mu.Unlock()
+	if old != nil {
+		f.log.Info("session replaced", "host_id", c.hostID, "old_session_id", old.sess.ID, "session_id", c.sess.ID)
+		old.sess.Close()
+	}
+}
+
+// unregister forgets c if it is still the host's session.
+func (f *Fleet) unregister(c *conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns[c.hostID] == c {
+		delete(f.conns, c.hostID)
+		return true
+	}
+	return false
+}
+
+func (f *Fleet) session(hostID string) *conn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns[hostID]
+}
+
+// closeWhere ends every session for which match is true.
+func (f *Fleet) closeWhere(match func(*conn) bool) int {
+	f.mu.Lock()
+	var hit []*conn
+	for _, c := range f.conns {
+		if match(c) {
+			hit = append(hit, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range hit {
+		c.sess.Close()
+	}
+	return len(hit)
+}
+
+// Connected is the number of live sessions.
+func (f *Fleet) Connected() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// Client returns an HTTP client that reaches the host's agent over its session, or an
+// unavailable error when the host is not connected.
+func (f *Fleet) Client(hostID string) (*http.Client, error) {
+	c := f.session(hostID)
+	if c == nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "host %s is not connected", hostID)
+	}
+	return c.sess.HTTPClient(), nil
+}
+
+func newID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,246 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/token"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+var hostNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidHostName reports whether name is a DNS-safe host name: 1-63 lower-case letters, digits
+// and dashes, not starting or ending with a dash.
+func ValidHostName(name string) bool { return hostNameRE.MatchString(name) }
+
+// MaxTokenTTL bounds how long an enrollment token may live.
+const MaxTokenTTL = 7 * 24 * time.Hour
+
+// CreateToken makes a one-time enrollment token for the host called name, creating the host
+// as pending if it does not exist. A host that has enrolled or was revoked gets no new token.
+func (f *Fleet) CreateToken(ctx context.Context, actor, name string, ttl time.Duration) (wire.TokenResponse, error) {
+	if !ValidHostName(name) {
+		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "host name %q: use 1-63 lower-case letters, digits and dashes, not starting or ending with a dash", name)
+	}
+	if ttl == 0 {
+		ttl = f.cfg.TokenTTL
+	}
+	if ttl < time.Minute || ttl > MaxTokenTTL {
+		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "token ttl %s: use between 1m and %s", ttl, MaxTokenTTL)
+	}
+	tok, err := token.New(pki.Fingerprint(f.ca.Root))
+	if err != nil {
+		return wire.TokenResponse{}, err
+	}
+	now := f.cfg.Now().UTC()
+	var resp wire.TokenResponse
+	err = f.store.InTx(ctx, func(tx *store.Store) error {
+		h, err := tx.GetHostByName(ctx, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			h = store.Host{ID: newID("h-"), Name: name, CreatedAt: now}
+			if err := tx.CreateHost(ctx, h); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case h.RevokedAt != nil:
+			return wire.Errorf(wire.CodeConflict, "host %s was revoked; remove it before enrolling a host by that name", name)
+		case h.EnrolledAt != nil:
+			return wire.Errorf(wire.CodeConflict, "host %s is already enrolled; remove it before enrolling it again", name)
+		}
+		t := store.Token{ID: tok.ID, HostID: h.ID, Hash: tok.Hash(), CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		if err := tx.CreateToken(ctx, t); err != nil {
+			return err
+		}
+		resp = wire.TokenResponse{Token: tok.Encode(), HostID: h.ID, ExpiresAt: t.ExpiresAt}
+		return audit(ctx, tx, now, actor, "host.token.create", name, fmt.Sprintf("token %s, expires %s", tok.ID, t.ExpiresAt.Format(time.RFC3339)))
+	})
+	if err != nil {
+		return wire.TokenResponse{}, fmt.Errorf("create token for %s: %w", name, err)
+	}
+	return resp, nil
+}
+
+// Hosts lists every host with its status.
+func (f *Fleet) Hosts(ctx context.Context) ([]wire.Host, error) {
+	hs, err := f.store.ListHosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.Host, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, f.toWire(ctx, h))
+	}
+	return out, nil
+}
+
+// Host finds a host by id or name.
+func (f *Fleet) Host(ctx context.Context, ref string) (wire.Host, error) {
+	h, err := f.lookup(ctx, f.store, ref)
+	if err != nil {
+		return wire.Host{}, err
+	}
+	return f.toWire(ctx, h), nil
+}
+
+func (f *Fleet) lookup(ctx context.Context, st *store.Store, ref string) (store.Host, error) {
+	h, err := st.GetHost(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		h, err = st.GetHostByName(ctx, ref)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Host{}, wire.Errorf(wire.CodeNotFound, "no host %q", ref)
+	}
+	return h, err
+}
+
+// Status derives a host's status from its record and its session.
+func (f *Fleet) Status(h store.Host) string {
+	switch {
+	case h.RevokedAt != nil:
+		return wire.HostRevoked
+	case h.EnrolledAt == nil:
+		return wire.HostPending
+	case h.Draining:
+		return wire.HostDraining
+	}
+	c := f.session(h.ID)
+	if c == nil {
+		return wire.HostOffline
+	}
+	c.mu.Lock()
+	last := c.lastBeat
+	c.mu.Unlock()
+	if f.cfg.Now().Sub(last) > missedBeats*f.cfg.HeartbeatInterval {
+		return wire.HostOffline
+	}
+	return wire.HostOnline
+}
+
+func (f *Fleet) toWire(ctx context.Context, h store.Host) wire.Host {
+	w := wire.Host{
+		ID: h.ID, Name: h.Name, Status: f.Status(h), CreatedAt: h.CreatedAt,
+		EnrolledAt: h.EnrolledAt, LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt,
+		CertSerial: h.CertSerial, Connected: f.session(h.ID) != nil,
+	}
+	if len(h.Facts) > 0 {
+		var facts wire.HostFacts
+		if json.Unmarshal(h.Facts, &facts) == nil {
+			w.Facts = &facts
+		}
+	}
+	if h.CertSerial != "" {
+		if c, err := f.store.GetCert(ctx, h.CertSerial); err == nil {
+			na := c.NotAfter
+			w.CertExpiresAt = &na
+		}
+	}
+	return w
+}
+
+// RevokeHost revokes a host and all its certificates, and ends its session at once.
+func (f *Fleet) RevokeHost(ctx context.Context, actor, ref string) (wire.Host, error) {
+	now := f.cfg.Now().UTC()
+	var h store.Host
+	err := f.store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		if h, err = f.lookup(ctx, tx, ref); err != nil {
+			return err
+		}
+		if h.RevokedAt != nil {
+			return nil // already revoked: nothing to do, nothing to audit
+		}
+		if err := tx.RevokeHost(ctx, h.ID, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, "host.revoke", h.Name, h.ID)
+	})
+	if err != nil {
+		return wire.Host{}, fmt.Errorf("revoke host %s: %w", ref, err)
+	}
+	f.closeWhere(func(c *conn) bool { return c.hostID == h.ID })
+	f.log.Info("host revoked", "host_id", h.ID, "actor", actor)
+	return f.Host(ctx, h.ID)
+}
+
+// RemoveHost deletes a host that is not online: its tokens go, its certificates are revoked
+// and kept for the record.
+func (f *Fleet) RemoveHost(ctx context.Context, actor, ref string) error {
+	now := f.cfg.Now().UTC()
+	var h store.Host
+	err := f.store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		if h, err = f.lookup(ctx, tx, ref); err != nil {
+			return err
+		}
+		if st := f.Status(h); st == wire.HostOnline || st == wire.HostDraining && f.session(h.ID) != nil {
+			return wire.Errorf(wire.CodeConflict, "host %s is %s; revoke it first or stop its agent", h.Name, st)
+		}
+		if h.RevokedAt == nil {
+			if err := tx.RevokeHost(ctx, h.ID, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteHost(ctx, h.ID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, "host.remove", h.Name, h.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("remove host %s: %w", ref, err)
+	}
+	f.closeWhere(func(c *conn) bool { return c.hostID == h.ID })
+	return nil
+}
+
+// RevokeCert revokes one certificate by serial and ends any agent session that used it.
+func (f *Fleet) RevokeCert(ctx context.Context, actor, serial string) (wire.Certificate, error) {
+	now := f.cfg.Now().UTC()
+	var c store.Certificate
+	err := f.store.InTx(ctx, func(tx *store.Store) error {
+		old, err := tx.GetCert(ctx, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return wire.Errorf(wire.CodeNotFound, "no certificate with serial %q", serial)
+		}
+		if err != nil {
+			return err
+		}
+		if old.Kind == wire.CertRoot || old.Kind == wire.CertIntermediate || old.Kind == wire.CertServer {
+			return wire.Errorf(wire.CodeInvalidArgument, "certificate %s is pmd's own %s certificate; it cannot be revoked here", serial, old.Kind)
+		}
+		if c, err = tx.RevokeCert(ctx, serial, now); err != nil {
+			return err
+		}
+		if old.RevokedAt != nil {
+			return nil
+		}
+		return audit(ctx, tx, now, actor, "cert.revoke", serial, old.Kind+" "+old.Subject)
+	})
+	if err != nil {
+		return wire.Certificate{}, fmt.Errorf("revoke certificate %s: %w", serial, err)
+	}
+	f.closeWhere(func(cn *conn) bool { return cn.serial == serial })
+	return CertToWire(c), nil
+}
+
+// CertToWire converts a stored certificate for the admin API.
+func CertToWire(c store.Certificate) wire.Certificate {
+	return wire.Certificate{
+		Serial: c.Serial, Kind: c.Kind, Subject: c.Subject, HostID: c.HostID,
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt,
+	}
+}
+
+// audit appends to the audit log inside the caller's transaction.
+func audit(ctx context.Context, tx *store.Store, now time.Time, actor, action, target, detail string) error {
+	_, err := tx.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: actor, Action: action, Target: target, Detail: detail})
+	return err
+}

@@ -1,0 +1,267 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/httpapi"
+	"github.com/pocketmolt/pocketmolt/internal/mtls"
+	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/token"
+	"github.com/pocketmolt/pocketmolt/internal/tunnel"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// maxEnrollBytes bounds an enrollment request body.
+const maxEnrollBytes = 64 << 10
+
+// Serve accepts agents on ln until ctx ends. cert is pmd's server certificate; its chain must
+// include the root, so that an enrolling host can check the root against its token's pin.
+//
+// Connections that negotiate wire.ProtoTunnel with an agent certificate become tunnel
+// sessions; others are plain HTTP/1.1 for POST /v1/enroll only.
+func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
+	cfg := mtls.ServerConfig(mtls.Options{
+		Cert: cert, CA: f.ca.Pool(), Kind: wire.CertAgent, Optional: true, Check: f.CheckSerial,
+		NextProtos: []string{wire.ProtoTunnel, wire.ProtoEnroll},
+	})
+	inner := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.NegotiatedProtocol == wire.ProtoTunnel && len(cs.PeerCertificates) == 0 {
+			return errors.New("tunnel needs a client certificate")
+		}
+		return inner(cs)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/enroll", httpapi.Handle(f.log, f.enroll))
+	mux.Handle("/", httpapi.NotFound(f.log))
+	srv := &http.Server{
+		Handler:           mux,
+		TLSConfig:         cfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(f.log.With("listener", "agent").Handler(), slog.LevelWarn),
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
+			wire.ProtoTunnel: func(_ *http.Server, c *tls.Conn, _ http.Handler) { f.serveTunnel(c) },
+		},
+	}
+	stop := context.AfterFunc(ctx, f.Close)
+	defer stop()
+	return httpapi.Serve(ctx, srv, ln)
+}
+
+// serveTunnel runs one agent session until it ends.
+func (f *Fleet) serveTunnel(tc *tls.Conn) {
+	cs := tc.ConnectionState()
+	kind, hostID, serial, ok := mtls.Identity(&cs)
+	if !ok || kind != wire.CertAgent {
+		tc.Close()
+		return
+	}
+	log := f.log.With("host_id", hostID, "remote", tc.RemoteAddr().String())
+	ctx := context.Background()
+	h, err := f.store.GetHost(ctx, hostID)
+	if err != nil || h.RevokedAt != nil {
+		log.Warn("tunnel refused", "reason", "host unknown or revoked")
+		tc.Close()
+		return
+	}
+	sess, err := tunnel.Server(tc, log)
+	if err != nil {
+		log.Warn("tunnel refused", "error", err.Error())
+		tc.Close()
+		return
+	}
+	now := f.cfg.Now()
+	c := &conn{hostID: hostID, sess: sess, serial: serial, notAfter: cs.PeerCertificates[0].NotAfter, since: now, lastBeat: now}
+	log = log.With("session_id", sess.ID)
+	f.register(c)
+	if err := f.store.SetSession(ctx, hostID, sess.ID, now.UTC()); err != nil {
+		log.Error("record session", "error", err.Error())
+	}
+	log.Info("agent connected")
+
+	err = sess.Serve(f.agentAPI(c, log), log)
+	sess.Close()
+	if f.unregister(c) {
+		if _, err := f.store.ClearSession(ctx, hostID, sess.ID); err != nil {
+			log.Error("clear session", "error", err.Error())
+		}
+	}
+	if err != nil {
+		log.Info("agent disconnected", "error", err.Error())
+	} else {
+		log.Info("agent disconnected")
+	}
+}
+
+// agentAPI is what an agent may call on pmd over its session.
+func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/heartbeat", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		hb, err := DecodeHeartbeat(w, r)
+		if err != nil {
+			return err
+		}
+		return f.heartbeat(r.Context(), w, c, hb)
+	}))
+	mux.Handle("POST /v1/renew", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		var rr wire.RenewRequest
+		if err := httpapi.Decode(w, r, maxEnrollBytes, &rr); err != nil {
+			return err
+		}
+		return f.renew(r.Context(), w, c, rr)
+	}))
+	mux.Handle("/", httpapi.NotFound(log))
+	return mux
+}
+
+// DecodeHeartbeat reads and checks a heartbeat body: at most wire.MaxHeartbeatBytes of JSON
+// whose facts are within bounds. Every failure is a *wire.Error.
+func DecodeHeartbeat(w http.ResponseWriter, r *http.Request) (wire.Heartbeat, error) {
+	var hb wire.Heartbeat
+	if err := httpapi.Decode(w, r, wire.MaxHeartbeatBytes, &hb); err != nil {
+		return hb, err
+	}
+	return hb, validFacts(hb.Facts)
+}
+
+func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, hb wire.Heartbeat) error {
+	facts, _ := json.Marshal(hb.Facts)
+	now := f.cfg.Now()
+	if err := f.store.RecordHeartbeat(ctx, c.hostID, now.UTC(), facts); err != nil {
+		return fmt.Errorf("record heartbeat: %w", err)
+	}
+	c.mu.Lock()
+	c.lastBeat = now
+	c.mu.Unlock()
+	wire.WriteJSON(w, http.StatusOK, wire.HeartbeatReply{Interval: wire.Duration(f.cfg.HeartbeatInterval)})
+	return nil
+}
+
+// validFacts bounds what a host may claim about itself, since it lands in the database and
+// in operators' terminals.
+func validFacts(f wire.HostFacts) error {
+	for name, v := range map[string]string{
+		"hostname": f.Hostname, "os": f.OS, "arch": f.Arch, "kernel": f.Kernel,
+		"docker_version": f.DockerVersion, "agent_version": f.AgentVersion,
+	} {
+		if len(v) > 256 {
+			return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: %s is longer than 256 bytes", name)
+		}
+	}
+	if len(f.DockerError) > 1024 {
+		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: docker_error is longer than 1024 bytes")
+	}
+	if f.CPUs < 0 {
+		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: cpus is negative")
+	}
+	return nil
+}
+
+func (f *Fleet) renew(ctx context.Context, w http.ResponseWriter, c *conn, rr wire.RenewRequest) error {
+	now := f.cfg.Now()
+	iss, err := f.ca.SignAgent([]byte(rr.CSR), c.hostID, f.cfg.AgentCertTTL, now)
+	if err != nil {
+		return wire.Errorf(wire.CodeInvalidArgument, "renew: %v", err)
+	}
+	rec := CertRecord(iss.Cert, wire.CertAgent, c.hostID)
+	err = f.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.InsertCert(ctx, rec); err != nil {
+			return err
+		}
+		if err := tx.SetHostCert(ctx, c.hostID, rec.Serial); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now.UTC(), "host:"+c.hostID, "cert.renew", rec.Serial, "agent certificate renewed")
+	})
+	if err != nil {
+		return fmt.Errorf("renew: %w", err)
+	}
+	wire.WriteJSON(w, http.StatusOK, wire.RenewResponse{Cert: string(iss.CertPEM)})
+	return nil
+}
+
+// enroll exchanges a one-time token and a CSR for the host's first certificate.
+func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req wire.EnrollRequest
+	if err := httpapi.Decode(w, r, maxEnrollBytes, &req); err != nil {
+		return err
+	}
+	tok, err := token.Parse(req.Token)
+	if err != nil {
+		return wire.Errorf(wire.CodeTokenInvalid, "enrollment token: %v", err)
+	}
+	if tok.RootFingerprint != pki.Fingerprint(f.ca.Root) {
+		return wire.Errorf(wire.CodeTokenInvalid, "enrollment token was made for another CA")
+	}
+	t, err := f.store.GetToken(ctx, tok.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(wire.CodeTokenInvalid, "unknown enrollment token %s", tok.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if !tok.Matches(t.Hash) {
+		return wire.Errorf(wire.CodeTokenInvalid, "enrollment token %s does not match", tok.ID)
+	}
+	now := f.cfg.Now().UTC()
+	if t.UsedAt != nil {
+		return wire.Errorf(wire.CodeTokenUsed, "enrollment token %s was already used", tok.ID)
+	}
+	if !now.Before(t.ExpiresAt) {
+		return wire.Errorf(wire.CodeTokenExpired, "enrollment token %s expired at %s", tok.ID, t.ExpiresAt.Format(time.RFC3339))
+	}
+	h, err := f.store.GetHost(ctx, t.HostID)
+	if err != nil {
+		return err
+	}
+	if h.RevokedAt != nil {
+		return wire.Errorf(wire.CodePermissionDenied, "host %s was revoked", h.Name)
+	}
+	iss, err := f.ca.SignAgent([]byte(req.CSR), h.ID, f.cfg.AgentCertTTL, now)
+	if err != nil {
+		return wire.Errorf(wire.CodeInvalidArgument, "certificate request: %v", err)
+	}
+	rec := CertRecord(iss.Cert, wire.CertAgent, h.ID)
+	err = f.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.Enroll(ctx, tok.ID, now, rec); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, "host:"+h.ID, "host.enroll", h.Name, "certificate "+rec.Serial)
+	})
+	switch {
+	case errors.Is(err, store.ErrTokenUsed):
+		return wire.Errorf(wire.CodeTokenUsed, "enrollment token %s was already used", tok.ID)
+	case errors.Is(err, store.ErrTokenExpired):
+		return wire.Errorf(wire.CodeTokenExpired, "enrollment token %s expired", tok.ID)
+	case err != nil:
+		return fmt.Errorf("enroll host %s: %w", h.ID, err)
+	}
+	f.log.Info("host enrolled", "host_id", h.ID, "host_name", h.Name, "serial", rec.Serial)
+	wire.WriteJSON(w, http.StatusOK, wire.EnrollResponse{
+		HostID: h.ID, HostName: h.Name, Cert: string(iss.CertPEM), RootCA: string(f.ca.RootPEM()),
+		Heartbeat: wire.Duration(f.cfg.HeartbeatInterval),
+	})
+	return nil
+}
+
+// CertRecord is the store's record of an issued certificate.
+func CertRecord(c *x509.Certificate, kind, hostID string) store.Certificate {
+	return store.Certificate{
+		Serial: pki.SerialString(c), Kind: kind, Subject: c.Subject.CommonName, HostID: hostID,
+		Fingerprint: pki.Fingerprint(c), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
+	}
+}

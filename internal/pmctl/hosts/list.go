@@ -1,0 +1,91 @@
+package hosts
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pocketmolt/pocketmolt/internal/apiclient"
+	"github.com/pocketmolt/pocketmolt/internal/output"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// ListOptions are the inputs of `hosts list`.
+type ListOptions struct {
+	IO        *iostreams.IOStreams
+	APIClient func() (*apiclient.Client, error)
+	Now       func() time.Time
+	Format    output.Format
+}
+
+// NewCmdList returns `hosts list`. runF, when not nil, replaces the run so tests can stop
+// before the network.
+func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) error) *cobra.Command {
+	opts := &ListOptions{IO: f.IOStreams, APIClient: f.APIClient, Now: f.Now}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List hosts",
+		Long: `List every host with its status, agent and Docker versions, and when pmd last heard
+from it. Piped output has no header and tab-separated columns.`,
+		Example: `  pmctl hosts list
+  pmctl hosts list -o json`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return listRun(cmd.Context(), opts)
+		},
+	}
+	cmdutil.AddFormatFlag(cmd, &opts.Format)
+	return cmd
+}
+
+func listRun(ctx context.Context, opts *ListOptions) error {
+	c, err := opts.APIClient()
+	if err != nil {
+		return err
+	}
+	hosts, err := c.ListHosts(ctx)
+	if err != nil {
+		return fmt.Errorf("list hosts: %w", err)
+	}
+	tty := opts.IO.IsTerminal
+	if len(hosts) == 0 && opts.Format == output.Table && tty {
+		fmt.Fprintln(opts.IO.ErrOut, "No hosts yet: create an enrollment token with `pmctl hosts token create <name>`.")
+		return nil
+	}
+	now := opts.Now()
+	table := output.Columns(hosts,
+		output.Column[wire.Host]{Header: "NAME", Value: func(h wire.Host) string { return h.Name }},
+		output.Column[wire.Host]{Header: "STATUS", Value: func(h wire.Host) string { return h.Status }},
+		output.Column[wire.Host]{Header: "AGENT", Value: func(h wire.Host) string {
+			if h.Facts == nil {
+				return orDash(tty, "")
+			}
+			return orDash(tty, h.Facts.AgentVersion)
+		}},
+		output.Column[wire.Host]{Header: "DOCKER", Value: func(h wire.Host) string {
+			if h.Facts == nil {
+				return orDash(tty, "")
+			}
+			return orDash(tty, h.Facts.DockerVersion)
+		}},
+		output.Column[wire.Host]{Header: "LAST SEEN", Value: func(h wire.Host) string {
+			switch {
+			case h.LastSeenAt == nil:
+				return orDash(tty, "")
+			case tty:
+				return output.Ago(now, *h.LastSeenAt)
+			default:
+				return output.Timestamp(*h.LastSeenAt)
+			}
+		}},
+	)
+	return output.Print(opts.IO.Out, tty, opts.Format, hosts, table)
+}

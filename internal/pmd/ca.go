@@ -1,0 +1,116 @@
+package pmd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/fleet"
+	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/secret"
+	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// Key pair names in the store.
+const (
+	kpRoot         = "root"
+	kpIntermediate = "intermediate"
+	kpServer       = "server"
+)
+
+// Lifetimes of pmd's own certificates.
+const (
+	serverCertTTL = 365 * 24 * time.Hour
+	adminCertTTL  = 365 * 24 * time.Hour
+)
+
+// keyAD binds a sealed private key to its key pair's row.
+func keyAD(name string) string { return "keypairs/" + name + "/key" }
+
+// putKeyPair seals key and stores it with its certificate chain.
+func putKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name string, certPEM, keyPEM []byte) error {
+	sealed, err := kr.Seal(keyPEM, keyAD(name))
+	if err != nil {
+		return err
+	}
+	return st.PutKeyPair(ctx, store.KeyPair{Name: name, CertPEM: certPEM, KeySealed: sealed})
+}
+
+// getKeyPair loads a key pair and opens its key.
+func getKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name string) (certPEM, keyPEM []byte, err error) {
+	kp, err := st.GetKeyPair(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fmt.Errorf("the database holds no %s certificate: is it the one `pmd init` made?", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := kr.Open(kp.KeySealed, keyAD(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the %s key: %w (is this the master key `pmd init` made for this database?)", name, err)
+	}
+	return kp.CertPEM, key, nil
+}
+
+// loadCA reads the CA from the store.
+func loadCA(ctx context.Context, st *store.Store, kr *secret.Keyring) (*pki.CA, error) {
+	rc, rk, err := getKeyPair(ctx, st, kr, kpRoot)
+	if err != nil {
+		return nil, err
+	}
+	ic, ik, err := getKeyPair(ctx, st, kr, kpIntermediate)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadCA(rc, rk, ic, ik)
+	if err != nil {
+		return nil, fmt.Errorf("load CA: %w", err)
+	}
+	return ca, nil
+}
+
+// issueServer makes pmd's server certificate for names and records it.
+func issueServer(ctx context.Context, st *store.Store, kr *secret.Keyring, ca *pki.CA, names []string, now time.Time) error {
+	iss, err := ca.IssueServer(names, serverCertTTL, now)
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	if err := putKeyPair(ctx, st, kr, kpServer, iss.CertPEM, iss.KeyPEM); err != nil {
+		return err
+	}
+	return st.InsertCert(ctx, fleet.CertRecord(iss.Cert, wire.CertServer, ""))
+}
+
+// serverCert loads pmd's server certificate as presented on its TLS listeners: leaf,
+// intermediate and root, so that an enrolling host can pin the root. A certificate with less
+// than a third of its life left is renewed first, for the same names.
+func serverCert(ctx context.Context, st *store.Store, kr *secret.Keyring, ca *pki.CA, now time.Time) (tls.Certificate, error) {
+	certPEM, keyPEM, err := getKeyPair(ctx, st, kr, kpServer)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certs, err := pki.ParseCertsPEM(certPEM)
+	if err != nil || len(certs) == 0 {
+		return tls.Certificate{}, fmt.Errorf("server certificate in the database is damaged")
+	}
+	leaf := certs[0]
+	if now.After(leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 3)) {
+		names := append([]string{}, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			names = append(names, ip.String())
+		}
+		if err := st.InTx(ctx, func(tx *store.Store) error { return issueServer(ctx, tx, kr, ca, names, now) }); err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew server certificate: %w", err)
+		}
+		return serverCert(ctx, st, kr, ca, now)
+	}
+	c, err := tls.X509KeyPair(append(certPEM, ca.RootPEM()...), keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("server certificate: %w", err)
+	}
+	c.Leaf = leaf
+	return c, nil
+}

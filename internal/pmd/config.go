@@ -1,0 +1,126 @@
+package pmd
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/fleet"
+)
+
+// Config is pmd's configuration. Each field is a flag of the same name, a PMD_<NAME>
+// environment variable and a key of pmd.yaml.
+type Config struct {
+	DataDir           string        `mapstructure:"data-dir" yaml:"-"`
+	Database          string        `mapstructure:"database" yaml:"database,omitempty"`
+	MasterKeyFile     string        `mapstructure:"master-key-file" yaml:"master-key-file,omitempty"`
+	PublicAddr        string        `mapstructure:"public-addr" yaml:"public-addr"`
+	AgentAddr         string        `mapstructure:"agent-addr" yaml:"agent-addr"`
+	AdminAddr         string        `mapstructure:"admin-addr" yaml:"admin-addr"`
+	ServerName        []string      `mapstructure:"server-name" yaml:"server-name,omitempty"`
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat-interval" yaml:"heartbeat-interval"`
+	AgentCertTTL      time.Duration `mapstructure:"agent-cert-ttl" yaml:"agent-cert-ttl"`
+	TokenTTL          time.Duration `mapstructure:"token-ttl" yaml:"token-ttl"`
+	LogLevel          string        `mapstructure:"log-level" yaml:"log-level"`
+	// Force is init's --force; it is never read from a file.
+	Force bool `mapstructure:"force" yaml:"-"`
+}
+
+// Defaults.
+const (
+	DefaultDataDir    = "./pm"
+	DefaultPublicAddr = "127.0.0.1:8080"
+	DefaultAgentAddr  = "0.0.0.0:8443"
+	DefaultAdminAddr  = "127.0.0.1:9443"
+	ConfigFile        = "pmd.yaml"
+	CtlConfigFile     = "pmctl.yaml"
+	MasterKeyFile     = "master.key"
+	DatabaseFile      = "pmd.db"
+)
+
+// DatabaseURL is the store URL: the configured one, or SQLite in the data dir.
+func (c *Config) DatabaseURL() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, DatabaseFile)
+}
+
+// KeyFile is the master key file's path.
+func (c *Config) KeyFile() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, MasterKeyFile)
+}
+
+// FleetConfig is the fleet's part of the configuration.
+func (c *Config) FleetConfig() fleet.Config {
+	return fleet.Config{HeartbeatInterval: c.HeartbeatInterval, AgentCertTTL: c.AgentCertTTL, TokenTTL: c.TokenTTL}
+}
+
+// Validate checks every value and says what to fix.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir is empty")
+	}
+	for name, addr := range map[string]string{"public-addr": c.PublicAddr, "agent-addr": c.AgentAddr, "admin-addr": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8443", name, addr)
+		}
+	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		return fmt.Errorf("database %q: use sqlite:<path> or postgres://…", redactURL(c.Database))
+	}
+	if c.HeartbeatInterval < 0 || c.HeartbeatInterval > 0 && c.HeartbeatInterval < 100*time.Millisecond {
+		return fmt.Errorf("heartbeat-interval %s: use at least 100ms", c.HeartbeatInterval)
+	}
+	if c.AgentCertTTL < 0 || c.AgentCertTTL > 0 && c.AgentCertTTL < time.Minute {
+		return fmt.Errorf("agent-cert-ttl %s: use at least 1m", c.AgentCertTTL)
+	}
+	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
+		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)
+	}
+	return nil
+}
+
+// checkDataDir says clearly when the data dir is missing or unusable.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if os.IsNotExist(err) {
+		return fmt.Errorf("data dir %s does not exist; run `pmd init --data-dir %s` first", dir, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data dir %s is not a directory", dir)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s is not readable: %w", dir, err)
+	}
+	f.Close()
+	return nil
+}
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if at := strings.Index(rest, "@"); at >= 0 {
+			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+				return s[:i+3] + rest[:colon] + ":[redacted]" + rest[at:]
+			}
+		}
+	}
+	return s
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}

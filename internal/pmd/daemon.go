@@ -1,0 +1,150 @@
+package pmd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pocketmolt/pocketmolt/internal/adminapi"
+	"github.com/pocketmolt/pocketmolt/internal/fleet"
+	"github.com/pocketmolt/pocketmolt/internal/httpapi"
+	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/secret"
+	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// Daemon is a running pmd: its store, CA, fleet and three listeners.
+type Daemon struct {
+	Store *store.Store
+	CA    *pki.CA
+	Fleet *fleet.Fleet
+	// Addresses actually bound (useful with ":0").
+	PublicAddr, AgentAddr, AdminAddr string
+
+	cfg      Config
+	log      *slog.Logger
+	cert     tls.Certificate
+	public   net.Listener
+	agents   net.Listener
+	admin    net.Listener
+	closeAll func()
+}
+
+// Open loads an initialised installation and binds its listeners; Run serves them.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	kr, err := secret.LoadKeyring(cfg.KeyFile(), os.Getenv("PMD_MASTER_KEY"))
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL())
+	if err != nil {
+		return nil, err
+	}
+	var closers []func()
+	d = &Daemon{Store: st, cfg: cfg, log: log}
+	closers = append(closers, func() { st.Close() })
+	d.closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if d.CA, err = loadCA(ctx, st, kr); err != nil {
+		return nil, err
+	}
+	if d.cert, err = serverCert(ctx, st, kr, d.CA, time.Now()); err != nil {
+		return nil, err
+	}
+	// Sessions recorded by an earlier run are gone with it.
+	if err := st.ClearAllSessions(ctx); err != nil {
+		return nil, err
+	}
+	d.Fleet = fleet.New(st, d.CA, cfg.FleetConfig(), log)
+	for _, l := range []struct {
+		addr, name string
+		ln         *net.Listener
+		bound      *string
+	}{
+		{cfg.PublicAddr, "public-addr", &d.public, &d.PublicAddr},
+		{cfg.AgentAddr, "agent-addr", &d.agents, &d.AgentAddr},
+		{cfg.AdminAddr, "admin-addr", &d.admin, &d.AdminAddr},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.name, err)
+		}
+		closers = append(closers, func() { ln.Close() })
+		*l.ln = ln
+		*l.bound = ln.Addr().String()
+	}
+	return d, nil
+}
+
+// Run serves until ctx ends or a listener fails, then closes everything.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.closeAll()
+	d.log.Info("pmd serving", "public_addr", d.PublicAddr, "agent_addr", d.AgentAddr, "admin_addr", d.AdminAddr,
+		"database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
+	api := &adminapi.API{Fleet: d.Fleet, Store: d.Store, Log: d.log.With("listener", "admin")}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { d.Fleet.Run(ctx); return nil })
+	g.Go(func() error {
+		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, d.cert))
+	})
+	g.Go(func() error {
+		return wrap("admin listener", httpapi.Serve(ctx, api.Server(d.cert, d.CA.Pool()), d.admin))
+	})
+	g.Go(func() error {
+		return wrap("public listener", httpapi.Serve(ctx, d.publicServer(), d.public))
+	})
+	err := g.Wait()
+	d.log.Info("pmd stopped")
+	return err
+}
+
+// publicServer serves the public HTTP address: health for load balancers now, the customer
+// page and webhooks later.
+func (d *Daemon) publicServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", httpapi.Handle(d.log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := d.Store.Ping(r.Context()); err != nil {
+			return wire.Errorf(wire.CodeUnavailable, "database unavailable")
+		}
+		wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "hosts_connected": d.Fleet.Connected()})
+		return nil
+	}))
+	mux.Handle("/", httpapi.NotFound(d.log))
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.With("listener", "public").Handler(), slog.LevelWarn),
+	}
+}
+
+func wrap(what string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,100 @@
+package pmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
+	"github.com/pocketmolt/pocketmolt/internal/version"
+)
+
+// devHost is the name of the agent pmd dev runs beside itself.
+const devHost = "local"
+
+func newDevCmd(out, logOut io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on this machine: init if needed, serve, and a local agent",
+		Long: `dev is pmd for a laptop. It initialises the data dir if it is new, serves pmd,
+and runs an agent in the same process, enrolled as host "local" (state in
+<data-dir>/agent) and connected to the local Docker Engine. It prints the addresses
+and the pmctl config path; Ctrl-C stops it all.`,
+		Example: "  pmd dev\n  pmctl --config ./pm/pmctl.yaml hosts list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, false)
+			if err != nil {
+				return err
+			}
+			return Dev(cmd.Context(), cfg, out, logOut)
+		},
+	}
+	commonFlags(cmd.Flags())
+	cmd.Flags().Set("agent-addr", "127.0.0.1:8443")
+	cmd.Flags().Lookup("agent-addr").DefValue = "127.0.0.1:8443"
+	return cmd
+}
+
+// Dev initialises cfg.DataDir if needed, serves pmd, and runs a local agent until ctx ends.
+func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
+	if ok, _ := Initialised(cfg.DataDir); !ok {
+		if err := Init(ctx, cfg, out); err != nil {
+			return err
+		}
+	}
+	log, err := newLogger(cfg, logOut)
+	if err != nil {
+		return err
+	}
+	d, err := Open(ctx, cfg, log.With("component", "pmd"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.Run(ctx) })
+
+	stateDir := filepath.Join(cfg.DataDir, "agent")
+	st, err := agent.LoadState(stateDir)
+	if errors.Is(err, agent.ErrNotEnrolled) || err != nil && !dirExists(stateDir) {
+		tok, terr := d.Fleet.CreateToken(ctx, "pmd:dev", devHost, 0)
+		if terr != nil {
+			cancel()
+			g.Wait()
+			return terr
+		}
+		st, err = agent.Enroll(ctx, agent.EnrollOptions{
+			Server: dialAddr(d.AgentAddr), ServerName: "localhost", Token: tok.Token, StateDir: stateDir, Log: log,
+		})
+	}
+	if err != nil {
+		cancel()
+		g.Wait()
+		return fmt.Errorf("local agent: %w", err)
+	}
+	dk, err := docker.New("")
+	if err != nil {
+		cancel()
+		g.Wait()
+		return err
+	}
+	defer dk.Close()
+	a := agent.New(st, dk.Version, version.Version, log.With("component", "agent"))
+	g.Go(func() error { return a.Run(ctx) })
+
+	fmt.Fprintf(out, `pmd dev is running
+  public:  http://%s
+  admin:   https://%s   pmctl --config %s hosts list
+  agents:  %s   local agent %q, state in %s
+Ctrl-C stops it.
+`, d.PublicAddr, d.AdminAddr, filepath.Join(cfg.DataDir, CtlConfigFile), d.AgentAddr, st.Identity.HostName, stateDir)
+	return g.Wait()
+}

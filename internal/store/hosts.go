@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Host is a machine that runs pmagent. Other tables (bots, jobs, usage…)
+// reference it by ID.
+type Host struct {
+	ID         string
+	Name       string // unique
+	CreatedAt  time.Time
+	EnrolledAt *time.Time
+	LastSeenAt *time.Time
+	RevokedAt  *time.Time
+	Draining   bool
+	Facts      []byte // JSON blob of the agent's facts, nil when none
+	SessionID  string // "" when no tunnel session is open
+	CertSerial string // newest certificate issued to the host, "" if none
+}
+
+const hostCols = `id, name, created_at, enrolled_at, last_seen_at, revoked_at, draining, facts, session_id, cert_serial`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanHost(r rowScanner) (Host, error) {
+	var (
+		h                Host
+		session, certSer sql.NullString
+		facts            []byte
+	)
+	err := r.Scan(&h.ID, &h.Name, timeCol{&h.CreatedAt}, nullTimeCol{&h.EnrolledAt},
+		nullTimeCol{&h.LastSeenAt}, nullTimeCol{&h.RevokedAt}, &h.Draining, &facts, &session, &certSer)
+	if err != nil {
+		return Host{}, err
+	}
+	if len(facts) > 0 {
+		h.Facts = facts
+	}
+	h.SessionID, h.CertSerial = session.String, certSer.String
+	return h, nil
+}
+
+// CreateHost inserts h. It returns ErrConflict if the ID or name is taken.
+func (s *Store) CreateHost(ctx context.Context, h Host) error {
+	_, err := s.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		h.ID, h.Name, h.CreatedAt, h.EnrolledAt, h.LastSeenAt, h.RevokedAt, h.Draining,
+		nullBytes(h.Facts), nullString(h.SessionID), nullString(h.CertSerial))
+	if err != nil {
+		return fmt.Errorf("create host %s: %w", h.ID, dbErr(err))
+	}
+	return nil
+}
+
+// GetHost returns the host with the given ID, or ErrNotFound.
+func (s *Store) GetHost(ctx context.Context, id string) (Host, error) {
+	h, err := scanHost(s.queryRow(ctx, `SELECT `+hostCols+` FROM hosts WHERE id = ?`, id))
+	if err != nil {
+		return Host{}, fmt.Errorf("get host %s: %w", id, dbErr(err))
+	}
+	return h, nil
+}
+
+// GetHostByName returns the host with the given name, or ErrNotFound.
+func (s *Store) GetHostByName(ctx context.Context, name string) (Host, error) {
+	h, err := scanHost(s.queryRow(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+	if err != nil {
+		return Host{}, fmt.Errorf("get host by name %s: %w", name, dbErr(err))
+	}
+	return h, nil
+}
+
+// ListHosts returns all hosts ordered by name.
+func (s *Store) ListHosts(ctx context.Context) ([]Host, error) {
+	rows, err := s.query(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", dbErr(err))
+	}
+	defer rows.Close()
+	var hosts []Host
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list hosts: %w", err)
+		}
+		hosts = append(hosts, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	return hosts, nil
+}
+
+// SetSession records that the host opened tunnel session sessionID at at:
+// it sets session_id and last_seen_at. It returns ErrNotFound for an unknown
+// host.
+func (s *Store) SetSession(ctx context.Context, hostID, sessionID string, at time.Time) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE hosts SET session_id = ?, last_seen_at = ? WHERE id = ?`,
+		nullString(sessionID), at, hostID))
+	if err != nil {
+		return fmt.Errorf("set session of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// ClearSession clears the host's session only if it is still sessionID, so
+// a stale disconnect cannot clear a newer session. It reports whether it
+// cleared it; an unknown host reports false.
+func (s *Store) ClearSession(ctx context.Context, hostID, sessionID string) (bool, error) {
+	n, err := s.execCount(ctx, `UPDATE hosts SET session_id = NULL WHERE id = ? AND session_id = ?`, hostID, sessionID)
+	if err != nil {
+		return false, fmt.Errorf("clear session of host %s: %w", hostID, dbErr(err))
+	}
+	return n > 0, nil
+}
+
+// ClearAllSessions clears every host's session; pmd calls it at start-up,
+// when no tunnel can be open yet.
+func (s *Store) ClearAllSessions(ctx context.Context) error {
+	if _, err := s.exec(ctx, `UPDATE hosts SET session_id = NULL WHERE session_id IS NOT NULL`); err != nil {
+		return fmt.Errorf("clear all sessions: %w", dbErr(err))
+	}
+	return nil
+}
+
+// RecordHeartbeat sets the host's last_seen_at and facts (nil or empty
+// facts clear them). It returns ErrNotFound for an unknown host.
+func (s *Store) RecordHeartbeat(ctx context.Context, hostID string, at time.Time, facts []byte) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE hosts SET last_seen_at = ?, facts = ? WHERE id = ?`,
+		at, nullBytes(facts), hostID))
+	if err != nil {
+		return fmt.Errorf("record heartbeat of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// RevokeHost atomically marks the host revoked at at, clears its session and
+// revokes every certificate of the host not yet revoked. A host that is
+// already revoked keeps its first revoked_at. It returns ErrNotFound for an
+// unknown host.
+func (s *Store) RevokeHost(ctx context.Context, hostID string, at time.Time) error {
+	err := s.InTx(ctx, func(tx *Store) error {
+		err := mustAffect(tx.execCount(ctx, `UPDATE hosts SET revoked_at = COALESCE(revoked_at, ?), session_id = NULL WHERE id = ?`,
+			at, hostID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `UPDATE certificates SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL`, at, hostID)
+		return dbErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// SetDraining sets whether the host is draining. It returns ErrNotFound for
+// an unknown host.
+func (s *Store) SetDraining(ctx context.Context, hostID string, draining bool) error {
+	if err := mustAffect(s.execCount(ctx, `UPDATE hosts SET draining = ? WHERE id = ?`, draining, hostID)); err != nil {
+		return fmt.Errorf("set draining of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// DeleteHost deletes the host and its tokens. Its certificates stay, with
+// no host, so revocation checks and audit keep working. It returns
+// ErrNotFound for an unknown host.
+func (s *Store) DeleteHost(ctx context.Context, hostID string) error {
+	if err := mustAffect(s.execCount(ctx, `DELETE FROM hosts WHERE id = ?`, hostID)); err != nil {
+		return fmt.Errorf("delete host %s: %w", hostID, err)
+	}
+	return nil
+}
