@@ -36,6 +36,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	AgentCertTTL      time.Duration
 	TokenTTL          time.Duration
+	// AgentAddress is the agent listener's address as hosts dial it, shown with tokens.
+	AgentAddress string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -60,7 +60,7 @@ func (f *Fleet) CreateToken(ctx context.Context, actor, name string, ttl time.Du
 		if err := tx.CreateToken(ctx, t); err != nil {
 			return err
 		}
-		resp = wire.TokenResponse{Token: tok.Encode(), HostID: h.ID, ExpiresAt: t.ExpiresAt}
+		resp = wire.TokenResponse{Token: tok.Encode(), HostID: h.ID, ExpiresAt: t.ExpiresAt, Server: f.cfg.AgentAddress}
 		return audit(ctx, tx, now, actor, "host.token.create", name, fmt.Sprintf("token %s, expires %s", tok.ID, t.ExpiresAt.Format(time.RFC3339)))
 	})
 	if err != nil {

@@ -23,6 +23,17 @@ func Ago(now, t time.Time) string {
 }
 
 func roughly(d time.Duration) string {
+	// Round at the unit shown, so a token valid for 9m59s more reads "in 10m".
+	switch {
+	case d < time.Minute-time.Second/2:
+		d = d.Round(time.Second)
+	case d < time.Hour-30*time.Second:
+		d = d.Round(time.Minute)
+	case d < 48*time.Hour-30*time.Minute:
+		d = d.Round(time.Hour)
+	default:
+		d = d.Round(24 * time.Hour)
+	}
 	switch {
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", max(1, int(d/time.Second)))

@@ -76,6 +76,7 @@ func TestHumanFormats(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0: "just now", 2 * time.Second: "2s ago", 3 * time.Minute: "3m ago", 5 * time.Hour: "5h ago",
 		72 * time.Hour: "3d ago", -10 * time.Minute: "in 10m",
+		-(9*time.Minute + 59*time.Second): "in 10m", 59*time.Minute + 50*time.Second: "1h ago",
 	} {
 		if got := output.Ago(now, now.Add(-d)); got != want {
 			t.Errorf("Ago(-%v) = %q, want %q", d, got, want)

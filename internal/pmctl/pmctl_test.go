@@ -208,7 +208,7 @@ func TestHostsGet(t *testing.T) {
 id:            h_1
 status:        online (connected)
 created:       2026-11-19T12:00:00Z (3d ago)
-enrolled:      2026-11-19T13:00:00Z (2d ago)
+enrolled:      2026-11-19T13:00:00Z (3d ago)
 last seen:     2026-11-22T11:59:58Z (2s ago)
 hostname:      edge-1.example
 os/arch:       linux/amd64

@@ -78,7 +78,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	if err := st.ClearAllSessions(ctx); err != nil {
 		return nil, err
 	}
-	d.Fleet = fleet.New(st, d.CA, cfg.FleetConfig(), log)
 	for _, l := range []struct {
 		addr, name string
 		ln         *net.Listener
@@ -96,6 +95,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 		*l.ln = ln
 		*l.bound = ln.Addr().String()
 	}
+	fc := cfg.FleetConfig()
+	fc.AgentAddress = advertised(cfg, d.AgentAddr)
+	d.Fleet = fleet.New(st, d.CA, fc, log)
 	return d, nil
 }
 
@@ -140,6 +142,16 @@ func (d *Daemon) publicServer() *http.Server {
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.With("listener", "public").Handler(), slog.LevelWarn),
 	}
+}
+
+// advertised is the agent address hosts should dial: the first --server-name the certificate
+// was made for, else a dialable form of the bound address.
+func advertised(cfg Config, bound string) string {
+	_, port, _ := net.SplitHostPort(bound)
+	if len(cfg.ServerName) > 0 {
+		return net.JoinHostPort(cfg.ServerName[0], port)
+	}
+	return dialAddr(bound)
 }
 
 func wrap(what string, err error) error {

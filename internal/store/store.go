@@ -131,6 +131,11 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("open store: %s is not a directory", dir)
 	}
+	// The database holds sealed secrets and the audit log: create it private. SQLite gives
+	// its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 
 	// Writers share one connection, so they queue in database/sql (honouring
 	// ctx) instead of fighting over SQLite's lock; _txlock=immediate takes the

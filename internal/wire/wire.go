@@ -123,6 +123,8 @@ type TokenResponse struct {
 	Token     string    `json:"token" yaml:"token"`
 	HostID    string    `json:"host_id" yaml:"host_id"`
 	ExpiresAt time.Time `json:"expires_at" yaml:"expires_at"`
+	// Server is pmd's agent address as a host should dial it (pmagent enroll --server).
+	Server string `json:"server,omitempty" yaml:"server,omitempty"`
 }
 
 // Certificate kinds.

@@ -75,7 +75,11 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 		return output.Print(opts.IO.Out, opts.IO.IsTerminal, opts.Format, tok, nil)
 	}
 	fmt.Fprintln(opts.IO.Out, tok.Token)
-	fmt.Fprintf(opts.IO.ErrOut, "Token for host %s, valid until %s (%s). On the host, run:\n  pmagent enroll --server <pmd-agent-address> --token %s\n",
-		opts.Name, output.Timestamp(tok.ExpiresAt), output.Ago(opts.Now(), tok.ExpiresAt), tok.Token)
+	server := tok.Server
+	if server == "" {
+		server = "<pmd-agent-address>"
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "Token for host %s, valid until %s (%s). On the host, run:\n  pmagent enroll --server %s --token %s\n",
+		opts.Name, output.Timestamp(tok.ExpiresAt), output.Ago(opts.Now(), tok.ExpiresAt), server, tok.Token)
 	return nil
 }
