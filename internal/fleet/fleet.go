@@ -51,6 +51,10 @@ type Fleet struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn // by host id
+	// sessions counts running session goroutines, so Serve returns after they have
+	// recorded their end.
+	sessions sync.WaitGroup
+	closed   bool
 }
 
 // conn is one live agent session.
@@ -137,13 +141,25 @@ func (f *Fleet) sweep() {
 	}
 }
 
-// Close ends every session.
+// Close ends every session and refuses new ones.
 func (f *Fleet) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.closed = true
 	for _, c := range f.conns {
 		c.sess.Close()
 	}
+}
+
+// track counts a session goroutine in; false once the fleet is closed.
+func (f *Fleet) track() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.sessions.Add(1)
+	return true
 }
 
 // register makes c the host's session, closing the one it replaces.

@@ -53,12 +53,22 @@ func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(f.log.With("listener", "agent").Handler(), slog.LevelWarn),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
-			wire.ProtoTunnel: func(_ *http.Server, c *tls.Conn, _ http.Handler) { f.serveTunnel(c) },
+			wire.ProtoTunnel: func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				if !f.track() {
+					c.Close()
+					return
+				}
+				defer f.sessions.Done()
+				f.serveTunnel(c)
+			},
 		},
 	}
 	stop := context.AfterFunc(ctx, f.Close)
 	defer stop()
-	return httpapi.Serve(ctx, srv, ln)
+	err := httpapi.Serve(ctx, srv, ln)
+	f.Close()
+	f.sessions.Wait()
+	return err
 }
 
 // serveTunnel runs one agent session until it ends.

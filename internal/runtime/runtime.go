@@ -1,0 +1,77 @@
+// Package runtime holds the types that cross the boundary between the agent and the container
+// engine it drives. The agent owns the interface it needs (agent.Runtime); an engine package
+// such as runtime/docker implements it with these types.
+package runtime
+
+import (
+	"errors"
+	"time"
+)
+
+// Labels put on every container and network the agent creates; containers are found by them.
+const (
+	LabelBot  = "pocketmolt.bot"  // bot id
+	LabelSpec = "pocketmolt.spec" // spec version
+	// LabelAgent names the agent (host id) that owns the container, so two agents sharing
+	// one Engine (tests, a laptop) never touch each other's bots.
+	LabelAgent = "pocketmolt.agent"
+)
+
+// GatewayPort is the port the OpenClaw gateway listens on inside its container.
+const GatewayPort = 18789
+
+// ErrNotFound is returned for a container or image that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrImageUnavailable is returned when an image is neither present nor pullable.
+var ErrImageUnavailable = errors.New("image unavailable")
+
+// ContainerSpec is everything needed to create one bot's container.
+type ContainerSpec struct {
+	BotID       string
+	Agent       string // host id, for LabelAgent
+	SpecVersion int64
+	Image       string
+	// Env holds the container's environment, secrets included; it never goes into labels
+	// or logs.
+	Env map[string]string
+	// ConfigDir and WorkspaceDir are host directories mounted at the gateway's state dir
+	// and workspace.
+	ConfigDir    string
+	WorkspaceDir string
+	MemoryBytes  int64
+	NanoCPUs     int64
+	PIDs         int64
+	// User is "uid:gid" the gateway runs as (never root).
+	User string
+	// StopTimeout is how long a stop waits for the gateway before killing it.
+	StopTimeout time.Duration
+}
+
+// Container is a bot container as the engine reports it.
+type Container struct {
+	ID          string
+	BotID       string
+	SpecVersion int64
+	Image       string
+	// State is the engine's word: created, running, paused, restarting, removing, exited, dead.
+	State        string
+	ExitCode     int
+	OOMKilled    bool
+	RestartCount int
+	// HostPort is the 127.0.0.1 port the gateway port is published on; 0 when not running.
+	HostPort  int
+	StartedAt time.Time
+	// MemoryBytes is current memory use, when known.
+	MemoryBytes int64
+}
+
+// Event is a container event the agent reports to pmd as it happens.
+type Event struct {
+	BotID       string
+	ContainerID string
+	// Action is the engine's action: die, oom, start, stop, health_status…
+	Action   string
+	ExitCode int
+	Time     time.Time
+}
