@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/mtls"
@@ -22,6 +23,7 @@ import (
 // API serves the admin endpoints.
 type API struct {
 	Fleet *fleet.Fleet
+	Bots  *bots.Service
 	Store *store.Store
 	Log   *slog.Logger
 }
@@ -39,7 +41,19 @@ func (a *API) Handler() http.Handler {
 	route("DELETE /v1/hosts/{ref}", a.removeHost)
 	route("GET /v1/certs", a.listCerts)
 	route("POST /v1/certs/{serial}/revoke", a.revokeCert)
+	route("POST /v1/hosts/{ref}/drain", a.drainHost(true))
+	route("POST /v1/hosts/{ref}/undrain", a.drainHost(false))
 	route("GET /v1/audit", a.listAudit)
+	route("POST /v1/bots", a.createBot)
+	route("GET /v1/bots", a.listBots)
+	route("GET /v1/bots/{ref}", a.getBot)
+	route("POST /v1/bots/{ref}/stop", a.setDesired(wire.DesiredStopped))
+	route("POST /v1/bots/{ref}/start", a.setDesired(wire.DesiredRunning))
+	route("POST /v1/bots/{ref}/restart", a.restartBot)
+	route("DELETE /v1/bots/{ref}", a.deleteBot)
+	route("GET /v1/bots/{ref}/logs", a.botLogs)
+	route("GET /v1/bots/{ref}/health", a.botHealth)
+	route("POST /v1/bots/{ref}/chat", a.chat)
 	mux.Handle("/", httpapi.NotFound(a.Log))
 	return mux
 }
@@ -73,17 +87,36 @@ func (a *API) listHosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.Bots.FillUsage(r.Context(), hs); err != nil {
+		return err
+	}
 	wire.WriteJSON(w, http.StatusOK, hs)
+	return nil
+}
+
+// writeHost answers with one host and its bots' usage.
+func (a *API) writeHost(w http.ResponseWriter, r *http.Request, status int, h wire.Host, err error) error {
+	if err != nil {
+		return err
+	}
+	hs := []wire.Host{h}
+	if err := a.Bots.FillUsage(r.Context(), hs); err != nil {
+		return err
+	}
+	wire.WriteJSON(w, status, hs[0])
 	return nil
 }
 
 func (a *API) getHost(w http.ResponseWriter, r *http.Request) error {
 	h, err := a.Fleet.Host(r.Context(), r.PathValue("ref"))
-	if err != nil {
-		return err
+	return a.writeHost(w, r, http.StatusOK, h, err)
+}
+
+func (a *API) drainHost(draining bool) httpapi.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h, err := a.Fleet.SetDraining(r.Context(), actor(r), r.PathValue("ref"), draining)
+		return a.writeHost(w, r, http.StatusOK, h, err)
 	}
-	wire.WriteJSON(w, http.StatusOK, h)
-	return nil
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
@@ -101,11 +134,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) revokeHost(w http.ResponseWriter, r *http.Request) error {
 	h, err := a.Fleet.RevokeHost(r.Context(), actor(r), r.PathValue("ref"))
-	if err != nil {
-		return err
-	}
-	wire.WriteJSON(w, http.StatusOK, h)
-	return nil
+	return a.writeHost(w, r, http.StatusOK, h, err)
 }
 
 func (a *API) removeHost(w http.ResponseWriter, r *http.Request) error {

@@ -41,6 +41,8 @@ type Agent struct {
 	Version string
 	// MaxBackoff caps the wait between reconnects (default 30 s).
 	MaxBackoff time.Duration
+	// Bots runs the host's bots; nil when the agent has no container engine.
+	Bots *Bots
 	// Dialer dials pmd; nil means a net.Dialer with a 10 s timeout.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -53,6 +55,9 @@ type Agent struct {
 // exponential backoff. It returns nil when ctx is cancelled: stopping is not an error.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
+	if a.Bots != nil {
+		go a.Bots.Run(ctx)
+	}
 	maxB := a.MaxBackoff
 	if maxB <= 0 {
 		maxB = DefaultMaxBackoff
@@ -104,6 +109,14 @@ func (a *Agent) connect(ctx context.Context) (bool, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if a.Bots != nil {
+		a.Bots.SetNotify(func(ev wire.Events) {
+			if err := call(ctx, sess, http.MethodPost, "/v1/events", ev, nil); err != nil && ctx.Err() == nil {
+				log.Warn("send bot events", "error", err.Error())
+			}
+		})
+		defer a.Bots.SetNotify(nil)
+	}
 	served := make(chan error, 1)
 	go func() { served <- sess.Serve(a.handler(), log) }()
 	hb := make(chan error, 1)
@@ -221,8 +234,12 @@ func (a *Agent) heartbeat(ctx context.Context, sess *tunnel.Session) (wire.Heart
 	a.mu.Lock()
 	a.facts = f
 	a.mu.Unlock()
+	hb := wire.Heartbeat{Facts: f, Sent: time.Now(), Bots: []wire.BotState{}}
+	if a.Bots != nil {
+		hb.Bots, hb.Observed = a.Bots.Snapshot()
+	}
 	var reply wire.HeartbeatReply
-	err := call(ctx, sess, http.MethodPost, "/v1/heartbeat", wire.Heartbeat{Facts: f, Sent: time.Now()}, &reply)
+	err := call(ctx, sess, http.MethodPost, "/v1/heartbeat", hb, &reply)
 	return reply, err
 }
 
@@ -266,6 +283,9 @@ func (a *Agent) handler() http.Handler {
 			HostID: a.State.Identity.HostID, AgentVersion: a.Version, Started: a.started, Facts: f,
 		})
 	})
+	if a.Bots != nil {
+		a.Bots.routes(mux, a.Log)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, wire.Errorf(wire.CodeNotFound, "no such agent endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -292,6 +312,9 @@ func call(ctx context.Context, sess *tunnel.Session, method, path string, in, ou
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return wire.DecodeError(resp)
+	}
+	if out == nil {
+		return nil
 	}
 	return json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(out)
 }
@@ -322,11 +345,19 @@ func describe(err error) string {
 
 // New returns an agent for an enrolled state dir. docker reports the Engine's version for
 // heartbeats; nil means no engine.
-func New(st *State, docker hostfacts.VersionFunc, agentVersion string, log *slog.Logger) *Agent {
-	return &Agent{
+//
+// rt runs the host's bots; with a nil rt the agent reports "no engine" and runs no bots.
+func New(st *State, rt Runtime, agentVersion string, log *slog.Logger) *Agent {
+	log = log.With("host_id", st.Identity.HostID)
+	a := &Agent{
 		State:   st,
-		Facts:   hostfacts.Collector{DiskPath: st.Dir, AgentVersion: agentVersion, Docker: docker},
-		Log:     log.With("host_id", st.Identity.HostID),
+		Facts:   hostfacts.Collector{DiskPath: st.Dir, AgentVersion: agentVersion},
+		Log:     log,
 		Version: agentVersion,
 	}
+	if rt != nil {
+		a.Facts.Docker = rt.Version
+		a.Bots = NewBots(rt, st.Dir, st.Identity.HostID, log)
+	}
+	return a
 }

@@ -53,3 +53,13 @@ func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 	}
 	return out, nil
 }
+
+// DrainHost marks the host as draining, so pmd places no new bots on it, and returns it.
+func (c *Client) DrainHost(ctx context.Context, ref string) (*wire.Host, error) {
+	return call[wire.Host](ctx, c, http.MethodPost, "/v1/hosts/"+seg(ref)+"/drain", nil)
+}
+
+// UndrainHost lets pmd place bots on the host again and returns it.
+func (c *Client) UndrainHost(ctx context.Context, ref string) (*wire.Host, error) {
+	return call[wire.Host](ctx, c, http.MethodPost, "/v1/hosts/"+seg(ref)+"/undrain", nil)
+}

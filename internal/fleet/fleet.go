@@ -42,6 +42,16 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Observer is told when a host connects and what it reports about its bots. The bots
+// service implements it.
+type Observer interface {
+	// Connected is called when a host's session opens.
+	Connected(hostID string)
+	// Observe records bot states a host reported; complete means the host listed every bot
+	// it runs.
+	Observe(ctx context.Context, hostID string, states []wire.BotState, complete bool) error
+}
+
 // Fleet tracks hosts and their sessions. It is safe for concurrent use.
 type Fleet struct {
 	store *store.Store
@@ -55,7 +65,11 @@ type Fleet struct {
 	// recorded their end.
 	sessions sync.WaitGroup
 	closed   bool
+	observer Observer
 }
+
+// SetObserver sets who hears about connections and bot reports; call it before Serve.
+func (f *Fleet) SetObserver(o Observer) { f.observer = o }
 
 // conn is one live agent session.
 type conn struct {

@@ -13,12 +13,11 @@ import (
 )
 
 // decodeHeartbeat runs fleet.DecodeHeartbeat on body as pmd's handler would see it.
-func decodeHeartbeat(body []byte) (wire.Heartbeat, *httptest.ResponseRecorder, error) {
+func decodeHeartbeat(body []byte) (wire.Heartbeat, error) {
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodPost, "/v1/heartbeat", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
-	hb, err := fleet.DecodeHeartbeat(w, r)
-	return hb, w, err
+	return fleet.DecodeHeartbeat(w, r)
 }
 
 // checkDecoded holds DecodeHeartbeat to its contract: every error is a *wire.Error with a
@@ -80,7 +79,7 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		hb, _, err := decodeHeartbeat(body)
+		hb, err := decodeHeartbeat(body)
 		checkDecoded(t, hb, err)
 	})
 }
@@ -106,7 +105,7 @@ func TestDecodeHeartbeat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hb, _, err := decodeHeartbeat([]byte(tt.body))
+			hb, err := decodeHeartbeat([]byte(tt.body))
 			checkDecoded(t, hb, err)
 			if got := codeOrEmpty(err); got != tt.code {
 				t.Fatalf("code = %q (%v), want %q", got, err, tt.code)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/pki"
@@ -14,20 +13,14 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-var hostNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// ValidHostName reports whether name is a DNS-safe host name: 1-63 lower-case letters, digits
-// and dashes, not starting or ending with a dash.
-func ValidHostName(name string) bool { return hostNameRE.MatchString(name) }
-
 // MaxTokenTTL bounds how long an enrollment token may live.
 const MaxTokenTTL = 7 * 24 * time.Hour
 
 // CreateToken makes a one-time enrollment token for the host called name, creating the host
 // as pending if it does not exist. A host that has enrolled or was revoked gets no new token.
 func (f *Fleet) CreateToken(ctx context.Context, actor, name string, ttl time.Duration) (wire.TokenResponse, error) {
-	if !ValidHostName(name) {
-		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "host name %q: use 1-63 lower-case letters, digits and dashes, not starting or ending with a dash", name)
+	if !wire.ValidName(name) {
+		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "host name %q: %s", name, wire.NameRule)
 	}
 	if ttl == 0 {
 		ttl = f.cfg.TokenTTL
@@ -111,25 +104,29 @@ func (f *Fleet) Status(h store.Host) string {
 		return wire.HostPending
 	case h.Draining:
 		return wire.HostDraining
+	case f.Reachable(h.ID):
+		return wire.HostOnline
 	}
-	c := f.session(h.ID)
+	return wire.HostOffline
+}
+
+// Reachable reports whether the host has a session whose heartbeats are on time.
+func (f *Fleet) Reachable(hostID string) bool {
+	c := f.session(hostID)
 	if c == nil {
-		return wire.HostOffline
+		return false
 	}
 	c.mu.Lock()
 	last := c.lastBeat
 	c.mu.Unlock()
-	if f.cfg.Now().Sub(last) > missedBeats*f.cfg.HeartbeatInterval {
-		return wire.HostOffline
-	}
-	return wire.HostOnline
+	return f.cfg.Now().Sub(last) <= missedBeats*f.cfg.HeartbeatInterval
 }
 
 func (f *Fleet) toWire(ctx context.Context, h store.Host) wire.Host {
 	w := wire.Host{
 		ID: h.ID, Name: h.Name, Status: f.Status(h), CreatedAt: h.CreatedAt,
 		EnrolledAt: h.EnrolledAt, LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt,
-		CertSerial: h.CertSerial, Connected: f.session(h.ID) != nil,
+		CertSerial: h.CertSerial, Connected: f.session(h.ID) != nil, Draining: h.Draining,
 	}
 	if len(h.Facts) > 0 {
 		var facts wire.HostFacts
@@ -171,6 +168,36 @@ func (f *Fleet) RevokeHost(ctx context.Context, actor, ref string) (wire.Host, e
 	return f.Host(ctx, h.ID)
 }
 
+// SetDraining stops (or resumes) placing new bots on a host. Its bots stay where they are.
+func (f *Fleet) SetDraining(ctx context.Context, actor, ref string, draining bool) (wire.Host, error) {
+	now := f.cfg.Now().UTC()
+	var h store.Host
+	err := f.store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		if h, err = f.lookup(ctx, tx, ref); err != nil {
+			return err
+		}
+		if h.RevokedAt != nil {
+			return wire.Errorf(wire.CodeConflict, "host %s is revoked", h.Name)
+		}
+		if h.Draining == draining {
+			return nil
+		}
+		if err := tx.SetDraining(ctx, h.ID, draining); err != nil {
+			return err
+		}
+		action := "host.undrain"
+		if draining {
+			action = "host.drain"
+		}
+		return audit(ctx, tx, now, actor, action, h.Name, h.ID)
+	})
+	if err != nil {
+		return wire.Host{}, fmt.Errorf("drain host %s: %w", ref, err)
+	}
+	return f.Host(ctx, h.ID)
+}
+
 // RemoveHost deletes a host that is not online: its tokens go, its certificates are revoked
 // and kept for the record.
 func (f *Fleet) RemoveHost(ctx context.Context, actor, ref string) error {
@@ -183,6 +210,11 @@ func (f *Fleet) RemoveHost(ctx context.Context, actor, ref string) error {
 		}
 		if st := f.Status(h); st == wire.HostOnline || st == wire.HostDraining && f.session(h.ID) != nil {
 			return wire.Errorf(wire.CodeConflict, "host %s is %s; revoke it first or stop its agent", h.Name, st)
+		}
+		if bs, err := tx.ListBotsByHost(ctx, h.ID); err != nil {
+			return err
+		} else if len(bs) > 0 {
+			return wire.Errorf(wire.CodeConflict, "host %s still has %d bots; delete or move them first", h.Name, len(bs))
 		}
 		if h.RevokedAt == nil {
 			if err := tx.RevokeHost(ctx, h.ID, now); err != nil {

@@ -101,6 +101,9 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		log.Error("record session", "error", err.Error())
 	}
 	log.Info("agent connected")
+	if f.observer != nil {
+		f.observer.Connected(hostID)
+	}
 
 	err = sess.Serve(f.agentAPI(c, log), log)
 	sess.Close()
@@ -125,6 +128,22 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 			return err
 		}
 		return f.heartbeat(r.Context(), w, c, hb)
+	}))
+	mux.Handle("POST /v1/events", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		var ev wire.Events
+		if err := httpapi.Decode(w, r, wire.MaxHeartbeatBytes, &ev); err != nil {
+			return err
+		}
+		for _, e := range ev.Events {
+			log.Info("bot event", "bot_id", e.BotID, "action", e.Action, "detail", e.Detail)
+		}
+		if f.observer != nil {
+			if err := f.observer.Observe(r.Context(), c.hostID, ev.Bots, false); err != nil {
+				return fmt.Errorf("record bot states: %w", err)
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}))
 	mux.Handle("POST /v1/renew", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var rr wire.RenewRequest
@@ -156,6 +175,11 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	c.mu.Lock()
 	c.lastBeat = now
 	c.mu.Unlock()
+	if f.observer != nil {
+		if err := f.observer.Observe(ctx, c.hostID, hb.Bots, hb.Observed); err != nil {
+			return fmt.Errorf("record bot states: %w", err)
+		}
+	}
 	wire.WriteJSON(w, http.StatusOK, wire.HeartbeatReply{Interval: wire.Duration(f.cfg.HeartbeatInterval)})
 	return nil
 }

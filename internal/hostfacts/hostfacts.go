@@ -24,6 +24,24 @@ type Collector struct {
 	DiskPath     string
 	AgentVersion string
 	Docker       VersionFunc
+	// Capacity is what the host offers to bots; zero fields are derived from its memory.
+	Capacity wire.Capacity
+}
+
+// Bots get the host's memory less a reserve for the system, the engine and the agent; each
+// takes DefaultBotMemory unless told otherwise.
+const (
+	reservedMemory   = 1 << 30
+	DefaultBotMemory = 2 << 30
+)
+
+// DefaultCapacity derives a host's capacity from its memory.
+func DefaultCapacity(memory uint64) wire.Capacity {
+	m := int64(memory) - reservedMemory
+	if m < 0 {
+		m = 0
+	}
+	return wire.Capacity{Bots: int(m / DefaultBotMemory), MemoryBytes: m}
 }
 
 // Collect reads the facts now. It never fails: a fact that cannot be read is left zero, and an
@@ -38,6 +56,14 @@ func (c Collector) Collect(ctx context.Context) wire.HostFacts {
 		AgentVersion: c.AgentVersion,
 	}
 	f.Hostname, _ = os.Hostname()
+	f.Capacity = c.Capacity
+	def := DefaultCapacity(f.MemoryBytes)
+	if f.Capacity.Bots == 0 {
+		f.Capacity.Bots = def.Bots
+	}
+	if f.Capacity.MemoryBytes == 0 {
+		f.Capacity.MemoryBytes = def.MemoryBytes
+	}
 	var st syscall.Statfs_t
 	if c.DiskPath != "" && syscall.Statfs(c.DiskPath, &st) == nil {
 		f.DiskBytes = st.Blocks * uint64(st.Bsize)

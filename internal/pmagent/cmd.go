@@ -19,6 +19,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/logging"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/version"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // Config is pmagent's configuration: flags of the same names, PMAGENT_* variables, and keys
@@ -31,6 +32,11 @@ type Config struct {
 	TokenFile  string        `mapstructure:"token-file"`
 	DockerHost string        `mapstructure:"docker-host"`
 	MaxBackoff time.Duration `mapstructure:"max-backoff"`
+	// CapacityBots and CapacityMemoryMiB declare what the host offers to bots; 0 derives
+	// them from its memory.
+	CapacityBots      int           `mapstructure:"capacity-bots"`
+	CapacityMemoryMiB int64         `mapstructure:"capacity-memory-mib"`
+	BotInterval       time.Duration `mapstructure:"bot-interval"`
 	LogLevel   string        `mapstructure:"log-level"`
 	Force      bool          `mapstructure:"force"`
 }
@@ -174,13 +180,21 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 				return err
 			}
 			defer dk.Close()
-			a := agent.New(st, dk.Version, version.Version, log)
+			if cfg.CapacityBots < 0 || cfg.CapacityMemoryMiB < 0 {
+				return fmt.Errorf("capacity-bots and capacity-memory-mib must not be negative")
+			}
+			a := agent.New(st, dk, version.Version, log)
 			a.MaxBackoff = cfg.MaxBackoff
+			a.Facts.Capacity = wire.Capacity{Bots: cfg.CapacityBots, MemoryBytes: cfg.CapacityMemoryMiB << 20}
+			a.Bots.SetInterval(cfg.BotInterval)
 			return a.Run(cmd.Context())
 		},
 	}
 	commonFlags(cmd.Flags())
 	cmd.Flags().String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	cmd.Flags().Duration("max-backoff", agent.DefaultMaxBackoff, "longest wait between reconnects")
+	cmd.Flags().Int("capacity-bots", 0, "how many bots this host offers room for (0: host memory less 1 GiB, over 2 GiB a bot)")
+	cmd.Flags().Int64("capacity-memory-mib", 0, "memory this host offers to bots, in MiB (0: host memory less 1 GiB)")
+	cmd.Flags().Duration("bot-interval", agent.DefaultBotInterval, "how often bots are converged and their gateways probed")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ var fixtureHosts = []wire.Host{
 		LastSeenAt:    ptr(now.Add(-2 * time.Second)),
 		CertSerial:    "5e1f",
 		CertExpiresAt: ptr(now.Add(20 * time.Hour)),
+		Capacity:      wire.Capacity{Bots: 10, MemoryBytes: 20 << 30}, Bots: 3, MemoryAllocated: 6 << 30,
 	},
 	{ID: "h_2", Name: "edge-2", Status: wire.HostPending, CreatedAt: now.Add(-time.Hour)},
 }
@@ -99,6 +101,14 @@ func fakePMD(arrived chan<- struct{}) http.Handler {
 		wire.WriteJSON(w, 200, c)
 	})
 	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, 200, fixtureAudit) })
+	for _, verb := range []string{"drain", "undrain"} {
+		mux.HandleFunc("POST /v1/hosts/{ref}/"+verb, func(w http.ResponseWriter, r *http.Request) {
+			h := fixtureHosts[0]
+			h.Draining = verb == "drain"
+			wire.WriteJSON(w, 200, h)
+		})
+	}
+	botRoutes(mux)
 	return mux
 }
 
@@ -126,6 +136,7 @@ type runOpts struct {
 	stdin string // what the user types
 	env   map[string]string
 	ctx   context.Context
+	tee   io.Writer // also gets what is written to stdout, as it is written
 }
 
 // run executes pmctl with args against a Factory reading env only from o.env.
@@ -134,6 +145,9 @@ func run(t *testing.T, o runOpts, args ...string) result {
 	ios, in, out, errOut := iostreams.Test()
 	ios.IsTerminal, ios.CanPrompt = o.tty, o.tty
 	in.WriteString(o.stdin)
+	if o.tee != nil {
+		ios.Out = io.MultiWriter(out, o.tee)
+	}
 	f := cmdutil.NewFactory(ios, func(k string) string { return o.env[k] })
 	f.Now = func() time.Time { return now }
 	ctx := o.ctx
@@ -163,12 +177,12 @@ func TestHostsList(t *testing.T) {
 		want string
 	}{
 		{"terminal", runOpts{tty: true}, nil,
-			"NAME    STATUS   AGENT   DOCKER  LAST SEEN\n" +
-				"edge-1  online   v0.1.0  28.2.2  2s ago\n" +
-				"edge-2  pending  -       -       -\n"},
+			"NAME    STATUS   BOTS  AGENT   DOCKER  LAST SEEN\n" +
+				"edge-1  online   3/10  v0.1.0  28.2.2  2s ago\n" +
+				"edge-2  pending  0/-   -       -       -\n"},
 		{"piped", runOpts{}, nil,
-			"edge-1\tonline\tv0.1.0\t28.2.2\t2026-11-22T11:59:58Z\n" +
-				"edge-2\tpending\t\t\t\n"},
+			"edge-1\tonline\t3/10\tv0.1.0\t28.2.2\t2026-11-22T11:59:58Z\n" +
+				"edge-2\tpending\t0/-\t\t\t\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +221,8 @@ func TestHostsGet(t *testing.T) {
 	want := `name:          edge-1
 id:            h_1
 status:        online (connected)
+draining:      no
+capacity:      bots 3/10, memory 6GiB/20GiB
 created:       2026-11-19T12:00:00Z (3d ago)
 enrolled:      2026-11-19T13:00:00Z (3d ago)
 last seen:     2026-11-22T11:59:58Z (2s ago)
@@ -350,7 +366,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{"missing arg", nil, []string{"hosts", "get"}, 1, "error: missing host name or id\n\nUsage:\n  pmctl hosts get <name|id> [flags]\n"},
 		{"extra arg", nil, []string{"hosts", "list", "x"}, 1, "error: unexpected argument \"x\""},
 		{"unknown flag", nil, []string{"hosts", "list", "--bogus"}, 1, "error: unknown flag: --bogus"},
-		{"unknown command", nil, []string{"hots"}, 1, "error: unknown command \"hots\" for \"pmctl\" (did you mean hosts?)"},
+		{"unknown command", nil, []string{"hots"}, 1, "error: unknown command \"hots\" for \"pmctl\" (did you mean hosts, bots?)"},
 		{"unknown verb", nil, []string{"hosts", "lst"}, 1, "error: unknown command \"lst\" for \"pmctl hosts\" (did you mean list, get?)"},
 		{"bad limit", nil, []string{"audit", "list", "--limit", "0"}, 1, "error: --limit must be at least 1"},
 		{"negative timeout", nil, []string{"hosts", "list", "--timeout", "-1s"}, 1, "error: --timeout must not be negative"},
@@ -540,6 +556,9 @@ func TestHelpGolden(t *testing.T) {
 		{"root_help.golden", []string{"--help"}},
 		{"hosts_help.golden", []string{"hosts", "--help"}},
 		{"hosts_token_create_help.golden", []string{"hosts", "token", "create", "--help"}},
+		{"bots_help.golden", []string{"bots", "--help"}},
+		{"bots_create_help.golden", []string{"bots", "create", "--help"}},
+		{"bots_logs_help.golden", []string{"bots", "logs", "--help"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {

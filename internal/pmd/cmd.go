@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/config"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
@@ -69,6 +70,8 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.Duration("agent-cert-ttl", fleet.DefaultAgentCertTTL, "lifetime of agent certificates; agents renew at 2/3")
 	fs.Duration("token-ttl", fleet.DefaultTokenTTL, "default lifetime of enrollment tokens")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
+	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
 }
 
 // loadConfig reads flags, PMD_* variables and the config file. The file is required when
@@ -85,10 +88,13 @@ func loadConfig(cmd *cobra.Command, required bool) (Config, error) {
 	explicit := path != ""
 	if !explicit {
 		path = filepath.Join(dataDir, ConfigFile)
-		if required {
+		// serve needs the data dir; init may create it, but not over a file.
+		if _, statErr := os.Stat(dataDir); required || statErr == nil {
 			if err := checkDataDir(dataDir); err != nil {
 				return cfg, err
 			}
+		}
+		if required {
 			if _, err := os.Stat(path); os.IsNotExist(err) {
 				return cfg, fmt.Errorf("data dir %s is not initialised (no %s); run `pmd init --data-dir %s` first", dataDir, ConfigFile, dataDir)
 			}

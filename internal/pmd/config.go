@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 )
 
@@ -25,6 +26,8 @@ type Config struct {
 	AgentCertTTL      time.Duration `mapstructure:"agent-cert-ttl" yaml:"agent-cert-ttl"`
 	TokenTTL          time.Duration `mapstructure:"token-ttl" yaml:"token-ttl"`
 	LogLevel          string        `mapstructure:"log-level" yaml:"log-level"`
+	BotImage          string        `mapstructure:"bot-image" yaml:"bot-image,omitempty"`
+	BotStartTimeout   time.Duration `mapstructure:"bot-start-timeout" yaml:"bot-start-timeout,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 }
@@ -80,6 +83,14 @@ func (c *Config) Validate() error {
 	}
 	if c.AgentCertTTL < 0 || c.AgentCertTTL > 0 && c.AgentCertTTL < time.Minute {
 		return fmt.Errorf("agent-cert-ttl %s: use at least 1m", c.AgentCertTTL)
+	}
+	if c.BotImage != "" {
+		if err := bots.ValidImage(c.BotImage); err != nil {
+			return fmt.Errorf("bot-image: %w", err)
+		}
+	}
+	if c.BotStartTimeout < 0 || c.BotStartTimeout > 0 && c.BotStartTimeout < time.Second {
+		return fmt.Errorf("bot-start-timeout %s: use at least 1s", c.BotStartTimeout)
 	}
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pocketmolt/pocketmolt/internal/adminapi"
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
@@ -27,6 +28,7 @@ type Daemon struct {
 	Store *store.Store
 	CA    *pki.CA
 	Fleet *fleet.Fleet
+	Bots  *bots.Service
 	// Addresses actually bound (useful with ":0").
 	PublicAddr, AgentAddr, AdminAddr string
 
@@ -58,14 +60,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	var closers []func()
 	d = &Daemon{Store: st, cfg: cfg, log: log}
 	closers = append(closers, func() { st.Close() })
-	d.closeAll = func() {
+	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
+	d.closeAll = closeAll
+	// Not d.closeAll: d is nil by the time an error return runs this.
 	defer func() {
 		if err != nil {
-			d.closeAll()
+			closeAll()
 		}
 	}()
 	if d.CA, err = loadCA(ctx, st, kr); err != nil {
@@ -98,6 +102,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	fc := cfg.FleetConfig()
 	fc.AgentAddress = advertised(cfg, d.AgentAddr)
 	d.Fleet = fleet.New(st, d.CA, fc, log)
+	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout}, log)
+	d.Fleet.SetObserver(d.Bots)
 	return d, nil
 }
 
@@ -106,7 +112,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.closeAll()
 	d.log.Info("pmd serving", "public_addr", d.PublicAddr, "agent_addr", d.AgentAddr, "admin_addr", d.AdminAddr,
 		"database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
-	api := &adminapi.API{Fleet: d.Fleet, Store: d.Store, Log: d.log.With("listener", "admin")}
+	api := &adminapi.API{Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin")}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })
 	g.Go(func() error {
@@ -119,6 +125,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return wrap("public listener", httpapi.Serve(ctx, d.publicServer(), d.public))
 	})
 	err := g.Wait()
+	d.Bots.Wait()
 	d.log.Info("pmd stopped")
 	return err
 }

@@ -87,7 +87,7 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 		return err
 	}
 	defer dk.Close()
-	a := agent.New(st, dk.Version, version.Version, log.With("component", "agent"))
+	a := agent.New(st, dk, version.Version, log.With("component", "agent"))
 	g.Go(func() error { return a.Run(ctx) })
 
 	fmt.Fprintf(out, `pmd dev is running

@@ -203,7 +203,7 @@ func serverNames(cfg Config) []string {
 	add("localhost")
 	add("127.0.0.1")
 	add("::1")
-	if h, err := os.Hostname(); err == nil && fleet.ValidHostName(h) {
+	if h, err := os.Hostname(); err == nil && wire.ValidName(h) {
 		add(h)
 	}
 	for _, a := range []string{cfg.AgentAddr, cfg.AdminAddr, cfg.PublicAddr} {

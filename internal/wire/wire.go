@@ -39,6 +39,8 @@ type HostFacts struct {
 	// DockerError says why Docker is unavailable; empty when it answered.
 	DockerError  string `json:"docker_error,omitempty" yaml:"docker_error,omitempty"`
 	AgentVersion string `json:"agent_version" yaml:"agent_version"`
+	// Capacity is what the host offers to bots.
+	Capacity Capacity `json:"capacity" yaml:"capacity"`
 }
 
 // DockerUnavailable is HostFacts.DockerVersion when the Engine cannot be reached.
@@ -49,6 +51,10 @@ type Heartbeat struct {
 	Facts HostFacts `json:"facts"`
 	// Sent is the agent's clock when it sent the heartbeat.
 	Sent time.Time `json:"sent"`
+	// Bots is every bot the agent observes. Observed is false until the agent has read its
+	// container engine at least once; until then Bots says nothing about absent bots.
+	Bots     []BotState `json:"bots"`
+	Observed bool       `json:"observed"`
 }
 
 // HeartbeatReply is pmd's answer to a heartbeat.
@@ -109,6 +115,11 @@ type Host struct {
 	CertExpiresAt *time.Time `json:"cert_expires_at,omitempty" yaml:"cert_expires_at,omitempty"`
 	// Connected is true while pmd holds a tunnel session for the host.
 	Connected bool `json:"connected" yaml:"connected"`
+	Draining  bool `json:"draining" yaml:"draining"`
+	// Capacity is what the host declares; Bots and MemoryAllocated what its bots take.
+	Capacity        Capacity `json:"capacity" yaml:"capacity"`
+	Bots            int      `json:"bots" yaml:"bots"`
+	MemoryAllocated int64    `json:"memory_allocated" yaml:"memory_allocated"`
 }
 
 // TokenRequest is the body of POST /v1/hosts/tokens.

@@ -30,8 +30,9 @@ func NewCmdGet(f *cmdutil.Factory, runF func(context.Context, *GetOptions) error
 	cmd := &cobra.Command{
 		Use:   "get <name|id>",
 		Short: "Show one host",
-		Long: `Show one host: its status, the facts its agent last reported (OS, CPUs, memory, disk,
-Docker) and its current certificate.`,
+		Long: `Show one host: its status, whether it is draining, its bots and their memory against
+its capacity, the facts its agent last reported (OS, CPUs, memory, disk, Docker) and
+its current certificate.`,
 		Example: `  pmctl hosts get edge-1
   pmctl hosts get edge-1 -o json`,
 		Args:              cmdutil.ExactArgs(1, "missing host name or id"),
@@ -76,6 +77,8 @@ func hostView(h *wire.Host, now time.Time, tty bool) output.Tabular {
 		{Key: "name", Value: h.Name},
 		{Key: "id", Value: h.ID},
 		{Key: "status", Value: status},
+		{Key: "draining", Value: yesNo(h.Draining)},
+		{Key: "capacity", Value: "bots " + botsUse(h) + ", memory " + memoryUse(h)},
 		{Key: "created", Value: when(h.CreatedAt)},
 	}
 	add := func(k string, t *time.Time) {
@@ -111,4 +114,11 @@ func hostView(h *wire.Host, now time.Time, tty bool) output.Tabular {
 	}
 	add("cert expires", h.CertExpiresAt)
 	return output.KeyValues(kv...)
+}
+
+func yesNo(v bool) string {
+	if v {
+		return "yes"
+	}
+	return "no"
 }

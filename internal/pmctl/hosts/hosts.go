@@ -1,11 +1,17 @@
 // Package hosts implements `pmctl hosts`: the machines that run bots, their enrollment tokens,
-// revocation and removal.
+// draining, revocation and removal.
 package hosts
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/spf13/cobra"
 
+	"github.com/pocketmolt/pocketmolt/internal/output"
+
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // NewCmdHosts returns the `hosts` noun with its verbs.
@@ -25,6 +31,8 @@ then run the printed "pmagent enroll" command on the machine.`,
 		NewCmdList(f, nil),
 		NewCmdGet(f, nil),
 		newCmdToken(f),
+		NewCmdDrain(f, nil),
+		NewCmdUndrain(f, nil),
 		NewCmdRevoke(f, nil),
 		NewCmdRemove(f, nil),
 	)
@@ -59,4 +67,28 @@ func orDash(tty bool, s string) string {
 		return "-"
 	}
 	return s
+}
+
+// botsUse is a host's bot count against its capacity: "3/10", or "3/-" when it declares
+// no capacity.
+func botsUse(h *wire.Host) string {
+	limit := "-"
+	if h.Capacity.Bots > 0 {
+		limit = strconv.Itoa(h.Capacity.Bots)
+	}
+	return strconv.Itoa(h.Bots) + "/" + limit
+}
+
+// memoryUse is the memory its bots are allotted against the host's capacity: "6GiB/20GiB".
+func memoryUse(h *wire.Host) string {
+	limit := "-"
+	if h.Capacity.MemoryBytes > 0 {
+		limit = compactBytes(h.Capacity.MemoryBytes)
+	}
+	return compactBytes(h.MemoryAllocated) + "/" + limit
+}
+
+// compactBytes is output.Bytes without the space, for dense cells: "6GiB".
+func compactBytes(n int64) string {
+	return strings.ReplaceAll(output.Bytes(uint64(max(n, 0))), " ", "")
 }

@@ -30,8 +30,9 @@ func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) err
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List hosts",
-		Long: `List every host with its status, agent and Docker versions, and when pmd last heard
-from it. Piped output has no header and tab-separated columns.`,
+		Long: `List every host with its status, its bots against its capacity, agent and Docker
+versions, and when pmd last heard from it. Piped output has no header and
+tab-separated columns.`,
 		Example: `  pmctl hosts list
   pmctl hosts list -o json`,
 		Args: cmdutil.NoArgs,
@@ -64,6 +65,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	table := output.Columns(hosts,
 		output.Column[wire.Host]{Header: "NAME", Value: func(h wire.Host) string { return h.Name }},
 		output.Column[wire.Host]{Header: "STATUS", Value: func(h wire.Host) string { return h.Status }},
+		output.Column[wire.Host]{Header: "BOTS", Value: func(h wire.Host) string { return botsUse(&h) }},
 		output.Column[wire.Host]{Header: "AGENT", Value: func(h wire.Host) string {
 			if h.Facts == nil {
 				return orDash(tty, "")

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/audit"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/bots"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/certs"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/contextcmd"
@@ -27,6 +28,7 @@ Read commands print a table on a terminal, tab-separated rows without a header w
 piped, and JSON or YAML with -o.`,
 		Example: `  pmctl hosts list
   pmctl hosts token create edge-1
+  pmctl bots list
   pmctl certs list -o json
   pmctl --context staging audit list --limit 10`,
 		Version:       version.Version,
@@ -54,6 +56,7 @@ piped, and JSON or YAML with -o.`,
 
 	cmd.AddCommand(
 		hosts.NewCmdHosts(f),
+		bots.NewCmdBots(f),
 		certs.NewCmdCerts(f),
 		audit.NewCmdAudit(f),
 		contextcmd.NewCmdContext(f),

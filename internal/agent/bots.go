@@ -1,0 +1,568 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// Defaults of the bot manager.
+const (
+	DefaultBotInterval = 2 * time.Second
+	defaultStartWait   = 120 * time.Second
+	defaultStopWait    = 30 * time.Second
+	// pullRetry is how long a bot whose image could not be had waits before trying again.
+	pullRetry = 30 * time.Second
+	// containerUser runs gateways when the agent is root; otherwise they run as the agent's
+	// own user, which owns their directories.
+	containerUser = 1000
+)
+
+// Bots runs the bots pmd wants on this host: it converges the engine's containers to the
+// desired set, probes the gateways, and reports states and events. It is safe for
+// concurrent use.
+type Bots struct {
+	rt       Runtime
+	dir      string // <state-dir>/bots
+	agentID  string
+	log      *slog.Logger
+	interval time.Duration
+	probe    *http.Client
+	now      func() time.Time
+	uid, gid int
+
+	mu       sync.Mutex
+	desired  *wire.DesiredBots // nil until pmd sent a set: until then nothing is changed
+	states   map[string]*botState
+	observed bool // the engine was read at least once
+	engine   string
+	notify   func(wire.Events)
+	kick     chan struct{}
+}
+
+type botState struct {
+	wire.BotState
+	nextPull time.Time
+	logsTail string
+}
+
+// NewBots returns a bot manager for the agent with the given host id.
+func NewBots(rt Runtime, stateDir, agentID string, log *slog.Logger) *Bots {
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		uid, gid = containerUser, containerUser
+	}
+	return &Bots{
+		rt: rt, dir: filepath.Join(stateDir, "bots"), agentID: agentID, log: log,
+		interval: DefaultBotInterval, now: time.Now, uid: uid, gid: gid,
+		probe:  &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		states: map[string]*botState{},
+		kick:   make(chan struct{}, 1),
+	}
+}
+
+// SetInterval changes how often bots are converged and probed.
+func (m *Bots) SetInterval(d time.Duration) {
+	if d > 0 {
+		m.interval = d
+	}
+}
+
+// SetNotify sets where events go (the current pmd session); nil drops them.
+func (m *Bots) SetNotify(f func(wire.Events)) {
+	m.mu.Lock()
+	m.notify = f
+	m.mu.Unlock()
+}
+
+// SetDesired replaces the desired set and converges soon.
+func (m *Bots) SetDesired(set wire.DesiredBots) {
+	m.mu.Lock()
+	m.desired = &set
+	m.mu.Unlock()
+	m.Kick()
+}
+
+// Kick asks for a convergence now.
+func (m *Bots) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns every bot's state, and whether the engine has been read, so that pmd may
+// take a bot missing from the list as gone.
+func (m *Bots) Snapshot() ([]wire.BotState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]wire.BotState, 0, len(m.states))
+	for _, s := range m.states {
+		out = append(out, s.BotState)
+	}
+	slices.SortFunc(out, func(a, b wire.BotState) int { return strings.Compare(a.ID, b.ID) })
+	return out, m.observed && m.engine == ""
+}
+
+// Run converges and probes until ctx ends, and watches the engine's events.
+func (m *Bots) Run(ctx context.Context) {
+	go m.watch(ctx)
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		m.step(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+	}
+}
+
+// watch turns engine events into reports and prompt convergence, re-subscribing after the
+// engine goes away.
+func (m *Bots) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		evs, errs := m.rt.Events(ctx, m.agentID)
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-evs:
+				if !ok {
+					break loop
+				}
+				m.event(e)
+			case err, ok := <-errs:
+				if ok && err != nil && ctx.Err() == nil {
+					m.log.Debug("engine events ended", "error", err.Error())
+				}
+				break loop
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.interval):
+		}
+	}
+}
+
+func (m *Bots) event(e runtime.Event) {
+	var action, detail string
+	switch e.Action {
+	case "die":
+		action, detail = "died", "exit code "+strconv.Itoa(e.ExitCode)
+	case "oom":
+		action = "oom-killed"
+	case "destroy":
+		action = "removed"
+	default:
+		return
+	}
+	m.log.Info("bot container event", "bot_id", e.BotID, "action", action, "detail", detail)
+	m.emit([]wire.BotEvent{{BotID: e.BotID, Action: action, Detail: detail, Time: e.Time}}, nil)
+	m.Kick()
+}
+
+// emit sends events and changed states to pmd without blocking the caller.
+func (m *Bots) emit(evs []wire.BotEvent, states []wire.BotState) {
+	m.mu.Lock()
+	f := m.notify
+	m.mu.Unlock()
+	if f != nil && (len(evs) > 0 || len(states) > 0) {
+		go f(wire.Events{Events: evs, Bots: states})
+	}
+}
+
+// step makes one pass: read the engine, converge to the desired set, probe.
+func (m *Bots) step(ctx context.Context) {
+	containers, err := m.rt.List(ctx, m.agentID)
+	if err != nil {
+		m.engineDown(err)
+		return
+	}
+	m.mu.Lock()
+	m.observed, m.engine = true, ""
+	desired := m.desired
+	m.mu.Unlock()
+	byBot := map[string]runtime.Container{}
+	for _, c := range containers {
+		byBot[c.BotID] = c
+	}
+	var evs []wire.BotEvent
+	var changed []wire.BotState
+	track := func(id string, before wire.BotState) {
+		m.mu.Lock()
+		after := m.states[id].BotState
+		m.mu.Unlock()
+		if before.Status != after.Status || before.Health != after.Health || before.ContainerID != after.ContainerID || before.LastError != after.LastError {
+			changed = append(changed, after)
+			if before.Status != after.Status || before.Health != after.Health {
+				evs = append(evs, wire.BotEvent{BotID: id, Action: "status", Detail: describeChange(before, after), Time: m.now()})
+			}
+		}
+	}
+
+	if desired == nil {
+		// Until pmd says what it wants, report what runs and change nothing.
+		for id, c := range byBot {
+			before := m.state(id).BotState
+			m.observe(ctx, id, c, defaultStartWait)
+			track(id, before)
+		}
+	} else {
+		want := map[string]bool{}
+		for _, spec := range desired.Bots {
+			want[spec.ID] = true
+			before := m.state(spec.ID).BotState
+			c, ok := byBot[spec.ID]
+			var cp *runtime.Container
+			if ok {
+				cp = &c
+			}
+			m.ensure(ctx, spec, cp)
+			track(spec.ID, before)
+		}
+		for id := range byBot {
+			if !want[id] {
+				m.remove(ctx, id)
+			}
+		}
+		m.mu.Lock()
+		for id := range m.states {
+			if !want[id] {
+				delete(m.states, id)
+			}
+		}
+		m.mu.Unlock()
+		for _, id := range desired.Purge {
+			if !want[id] && validID(id) {
+				if err := os.RemoveAll(filepath.Join(m.dir, id)); err != nil {
+					m.log.Error("purge bot workspace", "bot_id", id, "error", err.Error())
+				}
+			}
+		}
+	}
+	m.emit(evs, changed)
+}
+
+func describeChange(a, b wire.BotState) string {
+	s := a.Status + " → " + b.Status
+	if b.Health != "" || a.Health != "" {
+		s += " (health " + or(a.Health, "-") + " → " + or(b.Health, "-") + ")"
+	}
+	return s
+}
+
+func or(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// engineDown marks every bot unknown and keeps everything as it is.
+func (m *Bots) engineDown(err error) {
+	m.mu.Lock()
+	first := m.engine == ""
+	m.engine = err.Error()
+	var changed []wire.BotState
+	for _, s := range m.states {
+		if s.Status != wire.BotUnknown {
+			s.Status, s.Health = wire.BotUnknown, ""
+			s.LastError = "container engine unavailable: " + err.Error()
+			changed = append(changed, s.BotState)
+		}
+	}
+	m.mu.Unlock()
+	if first {
+		m.log.Error("container engine unavailable", "error", err.Error())
+	}
+	m.emit(nil, changed)
+}
+
+// state returns a bot's state record, making it if needed.
+func (m *Bots) state(id string) *botState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.states[id]
+	if !ok {
+		s = &botState{BotState: wire.BotState{ID: id, Status: wire.BotPending}}
+		m.states[id] = s
+	}
+	return s
+}
+
+// update changes a bot's state under the lock.
+func (m *Bots) update(id string, f func(s *botState)) {
+	s := m.state(id)
+	m.mu.Lock()
+	f(s)
+	m.mu.Unlock()
+}
+
+// ensure converges one bot: only what differs is done.
+func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Container) {
+	log := m.log.With("bot_id", spec.ID)
+	m.update(spec.ID, func(s *botState) { s.Version = spec.Version })
+	if err := m.writeFiles(spec); err != nil {
+		m.fail(spec.ID, err.Error())
+		log.Error("bot files", "error", err.Error())
+		return
+	}
+	if c != nil && c.SpecVersion != spec.Version {
+		log.Info("bot spec changed, recreating container", "from", c.SpecVersion, "to", spec.Version)
+		if err := m.rt.Remove(ctx, spec.ID); err != nil {
+			m.fail(spec.ID, err.Error())
+			return
+		}
+		c = nil
+	}
+	stopWait := durationOr(spec.StopTimeout, defaultStopWait)
+	if c == nil {
+		if !spec.Running {
+			m.update(spec.ID, func(s *botState) {
+				s.Status, s.Health, s.ContainerID, s.HostPort, s.StartedAt, s.LastError = wire.BotStopped, "", "", 0, nil, ""
+			})
+			return
+		}
+		created, ok := m.create(ctx, spec, log)
+		if !ok {
+			return
+		}
+		c = &created
+	} else {
+		switch {
+		case spec.Running && c.State != "running" && c.State != "restarting":
+			log.Info("bot container not running, starting it", "state", c.State)
+			if err := m.rt.Start(ctx, c.ID); err != nil {
+				m.fail(spec.ID, err.Error())
+				return
+			}
+			if nc, err := m.rt.Inspect(ctx, c.ID); err == nil {
+				c = &nc
+			}
+		case !spec.Running && (c.State == "running" || c.State == "restarting"):
+			log.Info("stopping bot")
+			if err := m.rt.Stop(ctx, c.ID, stopWait); err != nil {
+				m.fail(spec.ID, err.Error())
+				return
+			}
+			c.State = "exited"
+		}
+	}
+	if !spec.Running {
+		m.update(spec.ID, func(s *botState) {
+			s.Status, s.Health, s.ContainerID, s.HostPort, s.StartedAt, s.LastError = wire.BotStopped, "", c.ID, 0, nil, ""
+		})
+		return
+	}
+	m.observe(ctx, spec.ID, *c, durationOr(spec.StartTimeout, defaultStartWait))
+}
+
+// create pulls the image if needed, then creates and starts the bot's container.
+func (m *Bots) create(ctx context.Context, spec wire.BotSpec, log *slog.Logger) (runtime.Container, bool) {
+	s := m.state(spec.ID)
+	m.mu.Lock()
+	wait := s.nextPull.After(m.now())
+	m.mu.Unlock()
+	if wait {
+		return runtime.Container{}, false
+	}
+	m.update(spec.ID, func(s *botState) { s.Status, s.Progress = wire.BotPulling, "" })
+	err := m.rt.EnsureImage(ctx, spec.Image, func(line string) {
+		m.update(spec.ID, func(s *botState) { s.Progress = line })
+	})
+	if err != nil {
+		log.Error("bot image unavailable", "image", spec.Image, "error", err.Error())
+		m.update(spec.ID, func(s *botState) {
+			s.Status, s.Progress, s.LastError = wire.BotFailed, "", err.Error()
+			s.nextPull = m.now().Add(pullRetry)
+		})
+		return runtime.Container{}, false
+	}
+	m.update(spec.ID, func(s *botState) { s.Progress = "" })
+	dir := filepath.Join(m.dir, spec.ID)
+	c, err := m.rt.Create(ctx, runtime.ContainerSpec{
+		BotID: spec.ID, Agent: m.agentID, SpecVersion: spec.Version, Image: spec.Image, Env: spec.Env,
+		ConfigDir: filepath.Join(dir, "config"), WorkspaceDir: filepath.Join(dir, "workspace"),
+		MemoryBytes: spec.Resources.MemoryBytes, NanoCPUs: int64(spec.Resources.CPUs * 1e9), PIDs: spec.Resources.PIDs,
+		User:        fmt.Sprintf("%d:%d", m.uid, m.gid),
+		StopTimeout: durationOr(spec.StopTimeout, defaultStopWait),
+	})
+	if err != nil {
+		m.fail(spec.ID, err.Error())
+		log.Error("create bot container", "error", err.Error())
+		return runtime.Container{}, false
+	}
+	if err := m.rt.Start(ctx, c.ID); err != nil {
+		m.fail(spec.ID, err.Error())
+		log.Error("start bot container", "error", err.Error())
+		return runtime.Container{}, false
+	}
+	log.Info("bot container started", "container_id", c.ID)
+	if nc, err := m.rt.Inspect(ctx, c.ID); err == nil {
+		c = nc
+	}
+	m.update(spec.ID, func(s *botState) { s.LastError, s.logsTail = "", "" })
+	return c, true
+}
+
+func (m *Bots) fail(id, msg string) {
+	m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = wire.BotFailed, "", msg })
+}
+
+// observe reads a running container's probes: starting until /startupz passes (failed after
+// startWait), then running with the health /healthz and /readyz give.
+func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, startWait time.Duration) {
+	m.update(id, func(s *botState) {
+		s.ContainerID, s.HostPort, s.Restarts = c.ID, c.HostPort, c.RestartCount
+		if !c.StartedAt.IsZero() {
+			t := c.StartedAt
+			s.StartedAt = &t
+		}
+		if c.MemoryBytes > 0 {
+			s.MemoryUsage = c.MemoryBytes
+		}
+	})
+	if c.State != "running" {
+		status := wire.BotStarting
+		if c.State == "exited" || c.State == "dead" || c.State == "created" {
+			status = wire.BotStopped
+		}
+		m.update(id, func(s *botState) { s.Status, s.Health = status, "" })
+		return
+	}
+	p := m.probeAll(ctx, c.HostPort)
+	if p.Startupz.Status != http.StatusOK {
+		if !c.StartedAt.IsZero() && m.now().Sub(c.StartedAt) > startWait {
+			m.update(id, func(s *botState) {
+				if s.Status != wire.BotFailed || s.logsTail == "" {
+					s.logsTail = m.lastLines(ctx, c.ID, 20)
+				}
+				s.Status, s.Health = wire.BotFailed, ""
+				s.LastError = fmt.Sprintf("gateway did not pass /startupz within %s; last log lines:\n%s", startWait, s.logsTail)
+			})
+			return
+		}
+		m.update(id, func(s *botState) { s.Status, s.Health = wire.BotStarting, "" })
+		return
+	}
+	health := wire.HealthHealthy
+	switch {
+	case p.Healthz.Status != http.StatusOK:
+		health = wire.HealthUnhealthy
+	case p.Readyz.Status != http.StatusOK:
+		health = wire.HealthDegraded
+	}
+	m.update(id, func(s *botState) { s.Status, s.Health, s.LastError, s.logsTail = wire.BotRunning, health, "", "" })
+}
+
+// lastLines reads the container's last n log lines.
+func (m *Bots) lastLines(ctx context.Context, id string, n int) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rc, err := m.rt.Logs(ctx, id, false, n)
+	if err != nil {
+		return "(logs unavailable: " + err.Error() + ")"
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 16<<10))
+	return strings.TrimRight(string(b), "\n")
+}
+
+// probeAll asks the gateway's three probes. The gateway listens on 127.0.0.1 only.
+func (m *Bots) probeAll(ctx context.Context, port int) wire.Probes {
+	p := wire.Probes{Checked: m.now().UTC()}
+	if port == 0 {
+		e := wire.Probe{Error: "no published port"}
+		p.Startupz, p.Healthz, p.Readyz = e, e, e
+		return p
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	p.Startupz = m.probeOne(ctx, base+"/startupz")
+	p.Healthz = m.probeOne(ctx, base+"/healthz")
+	p.Readyz = m.probeOne(ctx, base+"/readyz")
+	return p
+}
+
+func (m *Bots) probeOne(ctx context.Context, url string) wire.Probe {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return wire.Probe{Error: err.Error()}
+	}
+	resp, err := m.probe.Do(req)
+	if err != nil {
+		return wire.Probe{Error: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	return wire.Probe{Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
+}
+
+// remove removes a container pmd no longer wants.
+func (m *Bots) remove(ctx context.Context, id string) {
+	if err := m.rt.Remove(ctx, id); err != nil {
+		m.log.Error("remove bot container", "bot_id", id, "error", err.Error())
+		return
+	}
+	m.log.Info("bot container removed", "bot_id", id)
+}
+
+// writeFiles lays out the bot's directories and config: <dir>/<id>/config/openclaw.json and
+// <dir>/<id>/workspace, private to the user the gateway runs as.
+func (m *Bots) writeFiles(spec wire.BotSpec) error {
+	if !validID(spec.ID) {
+		return fmt.Errorf("bot id %q is not a safe directory name", spec.ID)
+	}
+	root := filepath.Join(m.dir, spec.ID)
+	cfgDir := filepath.Join(root, "config")
+	for _, d := range []string{m.dir, root, cfgDir, filepath.Join(root, "workspace"), filepath.Join(cfgDir, "workspace")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("bot directory: %w", err)
+		}
+	}
+	path := filepath.Join(cfgDir, "openclaw.json")
+	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, spec.Config) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, spec.Config, 0o600); err != nil {
+			return fmt.Errorf("write bot config: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write bot config: %w", err)
+		}
+	}
+	if os.Getuid() == 0 {
+		for _, p := range []string{root, cfgDir, path, filepath.Join(root, "workspace"), filepath.Join(cfgDir, "workspace")} {
+			if err := os.Lchown(p, m.uid, m.gid); err != nil {
+				return fmt.Errorf("bot directory owner: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func validID(id string) bool { return id != "" && len(id) <= 64 && wire.ValidName(id) }
+
+func durationOr(d wire.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}

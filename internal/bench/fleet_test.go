@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+var profileDir = flag.String("fleet.profiledir", "", "BenchmarkFleet writes CPU profiles of pmd's idle window and calls phase for each size into this directory")
+
+// BenchmarkFleet connects 100, 1,000 and 5,000 agents to one pmd. Each size runs once
+// (-benchtime 1x is enough; more iterations repeat the same scenario) and reports:
+//
+//	online-s        from starting every agent to every host online (session and a heartbeat)
+//	pmd-KB/agent    growth of pmd's resident set per agent, all online, after a GC
+//	heap-KB/agent   growth of pmd's live heap and goroutine stacks per agent
+//	hb-µs-cpu       pmd's CPU time per heartbeat over 3 idle intervals (keep-alives, the
+//	                stale-session sweep and GC included)
+//	rtt-p50-ms …    pmd→agent GET /v1/info, sequential, to random agents
+//	rtt-c16-p99-ms  the same from 16 callers at once; calls/s is their throughput
+//
+// The agents run in a child process so that pmd's memory and CPU are its own; both share the
+// machine's cores. A markdown table of all sizes is printed at the end.
+func BenchmarkFleet(b *testing.B) {
+	fx := newFixture(b)
+	var results []result
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run("agents="+strconv.Itoa(n), func(b *testing.B) {
+			sc := scenario{
+				Agents:        n,
+				Heartbeat:     10 * time.Second, // the product's default
+				CPUBeats:      3,
+				SeqCalls:      2000,
+				ConcCalls:     4000,
+				Workers:       16,
+				OnlineTimeout: 2*time.Minute + time.Duration(n)*20*time.Millisecond,
+				ProfileDir:    *profileDir,
+			}
+			// One scenario is minutes long; b.N beyond 1 would only repeat it.
+			res := runScenario(b, fx, sc)
+			report(b, res)
+			results = append(results, res)
+		})
+	}
+	if len(results) > 0 {
+		writeTable(os.Stdout, results)
+	}
+}
+
+// TestFleet runs BenchmarkFleet's scenario with five agents and a fast heartbeat, so that the
+// benchmark's machinery is exercised by every go test run.
+func TestFleet(t *testing.T) {
+	fx := newFixture(t)
+	res := runScenario(t, fx, scenario{
+		Agents:        5,
+		Heartbeat:     200 * time.Millisecond,
+		CPUBeats:      2,
+		SeqCalls:      50,
+		ConcCalls:     50,
+		Workers:       4,
+		OnlineTimeout: 30 * time.Second,
+	})
+	if len(res.Seq) != 50 || len(res.Conc) != 50 {
+		t.Fatalf("got %d sequential and %d concurrent round trips, want 50 each", len(res.Seq), len(res.Conc))
+	}
+	if res.Seq[0] <= 0 || res.Conc[0] <= 0 {
+		t.Errorf("round trips not measured: sequential %v, concurrent %v", res.Seq[:1], res.Conc[:1])
+	}
+	if res.CallErrors > 0 || !res.Stable {
+		t.Errorf("%d calls failed (first: %s); every session kept: %v", res.CallErrors, res.FirstCallError, res.Stable)
+	}
+	if res.AgentSummary == "" {
+		t.Errorf("the agents' process printed no summary")
+	}
+	writeTable(t.Output(), []result{res})
+}
+
+// TestAgentsChild is the agents' process of BenchmarkFleet and TestFleet; run directly it is
+// skipped.
+func TestAgentsChild(t *testing.T) {
+	manifest := os.Getenv(envManifest)
+	if manifest == "" {
+		t.Skip("runs only as the agents' process of BenchmarkFleet and TestFleet")
+	}
+	if err := runAgentsFromEnv(manifest, os.Getenv(envServer)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func report(b *testing.B, r result) {
+	b.ReportMetric(0, "ns/op") // the scenario's wall time says nothing
+	b.ReportMetric(r.Online.Seconds(), "online-s")
+	b.ReportMetric(float64(r.RSS)/float64(r.Agents)/1024, "pmd-KB/agent")
+	b.ReportMetric(float64(r.Heap)/float64(r.Agents)/1024, "heap-KB/agent")
+	b.ReportMetric(float64(r.Goroutines)/float64(r.Agents), "goroutines/agent")
+	b.ReportMetric(float64(r.HeartbeatCPU)/float64(time.Microsecond), "hb-µs-cpu")
+	b.ReportMetric(ms(percentile(r.Seq, 0.50)), "rtt-p50-ms")
+	b.ReportMetric(ms(percentile(r.Seq, 0.99)), "rtt-p99-ms")
+	b.ReportMetric(ms(percentile(r.Conc, 0.50)), "rtt-c16-p50-ms")
+	b.ReportMetric(ms(percentile(r.Conc, 0.99)), "rtt-c16-p99-ms")
+	b.ReportMetric(r.ConcRate, "calls/s")
+	b.ReportMetric(float64(r.CallErrors), "call-errors")
+	b.Logf("pmd: %s", r.PMDWarnings)
+	b.Logf("agents' process: %s", r.AgentSummary)
+	if r.CallErrors > 0 {
+		b.Errorf("%d of %d calls failed; first: %s", r.CallErrors, len(r.Seq)+len(r.Conc)+r.CallErrors, r.FirstCallError)
+	}
+	if !r.Stable {
+		b.Errorf("some agents lost their session during the measurement")
+	}
+}
+
+// writeTable prints results as markdown rows for the README.
+func writeTable(w io.Writer, rs []result) {
+	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f |\n",
+			r.Agents, r.Online.Seconds(),
+			float64(r.RSS)/float64(r.Agents)/1024, float64(r.Heap)/float64(r.Agents)/1024,
+			float64(r.HeartbeatCPU)/float64(time.Microsecond), 100*r.IdleCPU,
+			ms(percentile(r.Seq, 0.50)), ms(percentile(r.Seq, 0.99)),
+			ms(percentile(r.Conc, 0.99)), r.ConcRate)
+	}
+}

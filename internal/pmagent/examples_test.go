@@ -1,0 +1,266 @@
+package pmagent
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pocketmolt/pocketmolt/internal/agent"
+)
+
+// exampleConfig is the commented pmagent.yaml shipped for operators and packaged as
+// /etc/pocketmolt/pmagent.yaml; these tests keep it true to the code.
+const exampleConfig = "../../examples/pmagent.yaml"
+
+// configKeys are the mapstructure keys of Config.
+func configKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	rt := reflect.TypeFor[Config]()
+	for i := range rt.NumField() {
+		k := rt.Field(i).Tag.Get("mapstructure")
+		if k == "" {
+			t.Fatalf("Config.%s has no mapstructure tag", rt.Field(i).Name)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func envName(key string) string {
+	return "PMAGENT_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// clearEnv hides the developer's PMAGENT_* variables from the loader (viper treats empty as
+// unset).
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range configKeys(t) {
+		t.Setenv(envName(k), "")
+	}
+}
+
+// loadWith runs the commands' own loader on a command built like the real one.
+func loadWith(t *testing.T, cmd *cobra.Command, args ...string) (Config, error) {
+	t.Helper()
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parse flags %v: %v", args, err)
+	}
+	return load(cmd)
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	want := Config{
+		StateDir:   "/var/lib/pmagent",
+		Server:     "pm.example.com:8443",
+		TokenFile:  "/etc/pocketmolt/enroll-token",
+		MaxBackoff: 30 * time.Second,
+		LogLevel:   "info",
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  func() *cobra.Command
+	}{
+		{"enroll", func() *cobra.Command { return newEnrollCmd(io.Discard, io.Discard) }},
+		{"run", func() *cobra.Command { return newRunCmd(io.Discard) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			got, err := loadWith(t, tc.cmd(), "--config", exampleConfig)
+			if err != nil {
+				t.Fatalf("load %s: %v", exampleConfig, err)
+			}
+			if got != want {
+				t.Errorf("loaded %+v\nwant   %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestExampleConfigSetsDefaults checks that the values the example sets, other than the
+// server and token file a host must be given, are the built-in defaults its comments name.
+func TestExampleConfigSetsDefaults(t *testing.T) {
+	clearEnv(t)
+	fromFile, err := loadWith(t, newRunCmd(io.Discard), "--config", exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := loadWith(t, newRunCmd(io.Discard), "--config", empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.Server, fromFile.TokenFile = "", ""
+	if fromFile != defaults {
+		t.Errorf("example differs from the defaults:\nexample  %+v\ndefaults %+v", fromFile, defaults)
+	}
+}
+
+// TestExampleConfigDocumentsEveryKey checks that each key appears in the example, set or
+// commented out, under a comment naming its env var and, where the flag has one, its default.
+func TestExampleConfigDocumentsEveryKey(t *testing.T) {
+	b, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	flags := newEnrollCmd(io.Discard, io.Discard).Flags()
+	flags.AddFlagSet(newRunCmd(io.Discard).Flags())
+	for _, key := range configKeys(t) {
+		t.Run(key, func(t *testing.T) {
+			doc, ok := commentAbove(lines, key)
+			if !ok {
+				t.Fatalf("%s does not document %q (as `%s:` or `# %s:`)", exampleConfig, key, key, key)
+			}
+			if env := "Env: " + envName(key); !strings.Contains(doc, env) {
+				t.Errorf("comment on %s does not say %q:\n%s", key, env, doc)
+			}
+			f := flags.Lookup(key)
+			if f == nil {
+				t.Fatalf("no flag %s on enroll or run", key)
+			}
+			if def := flagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
+				t.Errorf("comment on %s does not say %q:\n%s", key, "Default: "+def, doc)
+			}
+		})
+	}
+}
+
+// TestExampleConfigCommentedKeysLoad uncomments the example's commented-out keys and loads
+// the result, so the suggestions are valid too.
+func TestExampleConfigCommentedKeysLoad(t *testing.T) {
+	clearEnv(t)
+	b, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented, n := uncomment(b, configKeys(t))
+	if n == 0 {
+		t.Fatal("found no commented-out keys to try")
+	}
+	path := filepath.Join(t.TempDir(), "pmagent.yaml")
+	if err := os.WriteFile(path, uncommented, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadWith(t, newEnrollCmd(io.Discard, io.Discard), "--config", path)
+	if err != nil {
+		t.Fatalf("load with %d keys uncommented: %v", n, err)
+	}
+	if got.DockerHost == "" || got.ServerName == "" || got.Token == "" {
+		t.Errorf("uncommented keys not loaded: %+v", got)
+	}
+}
+
+// TestExampleConfigCommands runs the real commands with the example: each must get past the
+// configuration and stop where a fresh host would.
+func TestExampleConfigCommands(t *testing.T) {
+	badToken := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(badToken, []byte("not-a-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(error) bool
+	}{
+		{
+			name:  "run before enrolling",
+			args:  []string{"run"},
+			check: func(err error) bool { return errors.Is(err, agent.ErrNotEnrolled) },
+		},
+		{
+			// The example's token-file does not exist here: enroll read the key and tried it.
+			name: "enroll reads token-file",
+			args: []string{"enroll"},
+			check: func(err error) bool {
+				return errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "/etc/pocketmolt/enroll-token")
+			},
+		},
+		{
+			name:  "enroll parses the token",
+			args:  []string{"enroll", "--token-file", badToken},
+			check: func(err error) bool { return strings.HasPrefix(err.Error(), "enrollment token") },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			var stdout, stderr bytes.Buffer
+			root := NewCommand(&stdout, &stderr)
+			root.SetArgs(append(tc.args, "--config", exampleConfig, "--state-dir", t.TempDir()))
+			err := root.ExecuteContext(t.Context())
+			if err == nil {
+				t.Fatal("succeeded on a fresh state dir")
+			}
+			if !tc.check(err) {
+				t.Errorf("error = %v", err)
+			}
+		})
+	}
+}
+
+// commentAbove finds the line `key:` or `# key:` and returns the comment block above it.
+func commentAbove(lines []string, key string) (string, bool) {
+	re := regexp.MustCompile(`^(# )?` + regexp.QuoteMeta(key) + `:`)
+	for i, l := range lines {
+		if !re.MatchString(l) {
+			continue
+		}
+		start := i
+		for start > 0 && strings.HasPrefix(lines[start-1], "#") {
+			start--
+		}
+		return strings.Join(lines[start:i], "\n"), true
+	}
+	return "", false
+}
+
+// uncomment turns `# key: value` lines for the given keys into `key: value`.
+func uncomment(b []byte, keys []string) ([]byte, int) {
+	lines := strings.Split(string(b), "\n")
+	n := 0
+	for i, l := range lines {
+		for _, k := range keys {
+			if strings.HasPrefix(l, "# "+k+": ") {
+				lines[i] = strings.TrimPrefix(l, "# ")
+				n++
+			}
+		}
+	}
+	return []byte(strings.Join(lines, "\n")), n
+}
+
+// flagDefault is a flag's default as the example writes it ("30s", "24h" rather than
+// "24h0m0s"), or "" when it has none.
+func flagDefault(f *pflag.Flag) string {
+	switch f.Value.Type() {
+	case "duration":
+		d, _ := time.ParseDuration(f.DefValue)
+		s := d.String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	case "bool":
+		if f.DefValue == "false" {
+			return ""
+		}
+	}
+	return f.DefValue
+}

@@ -1,0 +1,274 @@
+package pmd
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// exampleConfig is the commented pmd.yaml shipped for operators; these tests keep it true to
+// the code: every key loads, every key is documented with its env var and default, and the
+// commented-out keys load too once uncommented.
+const exampleConfig = "../../examples/pmd.yaml"
+
+// notInFile are Config keys that the file cannot usefully set: the data dir is read before the
+// file, and --force is a one-off.
+var notInFile = []string{"data-dir", "force"}
+
+// configKeys are the mapstructure keys of Config.
+func configKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	rt := reflect.TypeFor[Config]()
+	for i := range rt.NumField() {
+		k := rt.Field(i).Tag.Get("mapstructure")
+		if k == "" {
+			t.Fatalf("Config.%s has no mapstructure tag", rt.Field(i).Name)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range configKeys(t) {
+		t.Setenv(envName(k), "")
+	}
+	t.Setenv("PMD_MASTER_KEY", "")
+}
+
+func envName(key string) string { return "PMD_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_")) }
+
+// loadWith runs the commands' own loader on a command built like the real one.
+func loadWith(t *testing.T, cmd *cobra.Command, required bool, args ...string) (Config, error) {
+	t.Helper()
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parse flags %v: %v", args, err)
+	}
+	return loadConfig(cmd, required)
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	want := Config{
+		PublicAddr:        "127.0.0.1:8080",
+		AgentAddr:         "0.0.0.0:8443",
+		AdminAddr:         "127.0.0.1:9443",
+		ServerName:        []string{"pm.example.com"},
+		HeartbeatInterval: 10 * time.Second,
+		AgentCertTTL:      24 * time.Hour,
+		TokenTTL:          time.Hour,
+		LogLevel:          "info",
+	}
+	for _, tc := range []struct {
+		name     string
+		cmd      func() *cobra.Command
+		required bool
+	}{
+		{"init", func() *cobra.Command { return newInitCmd(io.Discard) }, false},
+		{"serve", func() *cobra.Command { return newServeCmd(io.Discard) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			dir := t.TempDir()
+			got, err := loadWith(t, tc.cmd(), tc.required, "--config", exampleConfig, "--data-dir", dir)
+			if err != nil {
+				t.Fatalf("load %s: %v", exampleConfig, err)
+			}
+			w := want
+			w.DataDir = dir
+			if !reflect.DeepEqual(got, w) {
+				t.Errorf("loaded %+v\nwant   %+v", got, w)
+			}
+		})
+	}
+}
+
+// TestExampleConfigSetsDefaults checks that every value the example sets is the built-in
+// default, as its comments say (server-name, which has none, aside).
+func TestExampleConfigSetsDefaults(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	fromFile, err := loadWith(t, newServeCmd(io.Discard), true, "--config", exampleConfig, "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := loadWith(t, newServeCmd(io.Discard), true, "--config", empty, "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.ServerName = nil
+	if !reflect.DeepEqual(fromFile, defaults) {
+		t.Errorf("example differs from the defaults:\nexample  %+v\ndefaults %+v", fromFile, defaults)
+	}
+}
+
+// TestExampleConfigDocumentsEveryKey checks that each key appears in the example, set or
+// commented out, under a comment naming its env var and, where the flag has one, its default.
+func TestExampleConfigDocumentsEveryKey(t *testing.T) {
+	b, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	flags := newInitCmd(io.Discard).Flags() // the common flags, server-name and force
+	for _, key := range configKeys(t) {
+		if slices.Contains(notInFile, key) {
+			continue
+		}
+		t.Run(key, func(t *testing.T) {
+			doc, ok := commentAbove(lines, key)
+			if !ok {
+				t.Fatalf("%s does not document %q (as `%s:` or `# %s:`)", exampleConfig, key, key, key)
+			}
+			if env := "Env: " + envName(key); !strings.Contains(doc, env) {
+				t.Errorf("comment on %s does not say %q:\n%s", key, env, doc)
+			}
+			f := flags.Lookup(key)
+			if f == nil {
+				t.Fatalf("no flag %s", key)
+			}
+			if def := flagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
+				t.Errorf("comment on %s does not say %q:\n%s", key, "Default: "+def, doc)
+			}
+		})
+	}
+}
+
+// TestExampleConfigCommentedKeysLoad uncomments the example's commented-out keys (the
+// PostgreSQL URL and so on) and loads the result, so the suggestions are valid too.
+func TestExampleConfigCommentedKeysLoad(t *testing.T) {
+	clearEnv(t)
+	b, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented, n := uncomment(b, configKeys(t))
+	if n == 0 {
+		t.Fatal("found no commented-out keys to try")
+	}
+	path := filepath.Join(t.TempDir(), "pmd.yaml")
+	if err := os.WriteFile(path, uncommented, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadWith(t, newServeCmd(io.Discard), true, "--config", path, "--data-dir", t.TempDir())
+	if err != nil {
+		t.Fatalf("load with %d keys uncommented: %v", n, err)
+	}
+	if !strings.HasPrefix(got.Database, "postgres://") || got.MasterKeyFile == "" {
+		t.Errorf("uncommented keys not loaded: database %q, master-key-file %q", got.Database, got.MasterKeyFile)
+	}
+}
+
+// TestExampleConfigServeUninitialised runs `pmd serve` with the example on an empty data dir:
+// it must get past the configuration and stop at the missing master key.
+func TestExampleConfigServeUninitialised(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	root := NewCommand(&stdout, &stderr)
+	root.SetArgs([]string{"serve", "--config", exampleConfig, "--data-dir", dir})
+	err := root.ExecuteContext(t.Context())
+	if err == nil {
+		t.Fatal("serve on an empty data dir succeeded")
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "config ") || !strings.Contains(msg, "master key") {
+		t.Errorf("serve error = %q, want one about the missing master key", msg)
+	}
+}
+
+// TestExampleConfigInit runs `pmd init` with the example, as the operator's guide says, and
+// checks the pmd.yaml it writes records the example's addresses.
+func TestExampleConfigInit(t *testing.T) {
+	clearEnv(t)
+	dir := filepath.Join(t.TempDir(), "pm")
+	var stdout, stderr bytes.Buffer
+	root := NewCommand(&stdout, &stderr)
+	root.SetArgs([]string{"init", "--config", exampleConfig, "--data-dir", dir})
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("init: %v\n%s", err, stderr.String())
+	}
+	cfg, err := loadWith(t, newServeCmd(io.Discard), true, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("load the pmd.yaml init wrote: %v", err)
+	}
+	if cfg.AgentAddr != "0.0.0.0:8443" || cfg.AdminAddr != "127.0.0.1:9443" || cfg.PublicAddr != "127.0.0.1:8080" {
+		t.Errorf("init recorded public %s, agent %s, admin %s", cfg.PublicAddr, cfg.AgentAddr, cfg.AdminAddr)
+	}
+}
+
+// commentAbove finds the line `key:` or `# key:` and returns the comment block above it.
+func commentAbove(lines []string, key string) (string, bool) {
+	re := regexp.MustCompile(`^(# )?` + regexp.QuoteMeta(key) + `:`)
+	for i, l := range lines {
+		if !re.MatchString(l) {
+			continue
+		}
+		start := i
+		for start > 0 && strings.HasPrefix(lines[start-1], "#") {
+			start--
+		}
+		return strings.Join(lines[start:i], "\n"), true
+	}
+	return "", false
+}
+
+// uncomment turns `# key: value` lines for the given keys into `key: value`.
+func uncomment(b []byte, keys []string) ([]byte, int) {
+	lines := strings.Split(string(b), "\n")
+	n := 0
+	for i, l := range lines {
+		for _, k := range keys {
+			if strings.HasPrefix(l, "# "+k+": ") {
+				lines[i] = strings.TrimPrefix(l, "# ")
+				n++
+			}
+		}
+	}
+	return []byte(strings.Join(lines, "\n")), n
+}
+
+// flagDefault is a flag's default as the example writes it ("24h", not "24h0m0s"), or "" when
+// it has none.
+func flagDefault(f *pflag.Flag) string {
+	switch f.Value.Type() {
+	case "duration":
+		d, _ := time.ParseDuration(f.DefValue)
+		return shortDuration(d)
+	case "stringSlice":
+		if f.DefValue == "[]" {
+			return ""
+		}
+	case "bool":
+		if f.DefValue == "false" {
+			return ""
+		}
+	}
+	return f.DefValue
+}
+
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,44 @@
+// Command gateway is the stand-in for the OpenClaw gateway in this package's tests: it
+// listens on :18789, answers /healthz, writes one line to stdout and one to stderr at
+// start and one to stdout per /healthz request, and exits on SIGTERM — unless
+// GATEWAY_IGNORE_SIGTERM=1, which makes it wait for the Engine's SIGKILL.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if os.Getenv("GATEWAY_IGNORE_SIGTERM") == "1" {
+		signal.Ignore(syscall.SIGTERM)
+		sigs = sigs[:1]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	defer stop()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("healthz")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true,"status":"live"}`)
+	})
+	srv := &http.Server{Addr: ":18789", Handler: mux}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Shutdown(context.Background())
+	}()
+
+	fmt.Fprintf(os.Stdout, "gateway stdout start uid=%d\n", os.Getuid())
+	fmt.Fprintln(os.Stderr, "gateway stderr start")
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+	fmt.Println("gateway stopped")
+}
