@@ -807,13 +807,24 @@ func jsonSyntaxError(body []byte) string {
 			return ""
 		}
 		if err != nil {
-			var se *json.SyntaxError
-			pos := len(body)
-			eof := true
-			if errors.As(err, &se) {
-				pos, eof = int(se.Offset), false
-			} else if errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return "Unterminated string" + at(body, len(body))
+			}
+			// The decoder's own offsets are inconsistent; find the offending byte from
+			// where the failed token began, past a separator the state allows.
+			pos := skipSpace(body, int(before))
+			var se *json.SyntaxError
+			eof := !errors.As(err, &se)
+			if eof {
+				pos = len(body)
+			} else if pos < len(body) && len(stack) > 0 {
+				top := stack[len(stack)-1]
+				prev := lastSignificant(body[:pos])
+				afterElem := top.array && prev != '[' && prev != ','
+				afterValue := !top.array && !top.afterKey && prev != '{' && prev != ','
+				if (body[pos] == ',' && (afterElem || afterValue)) || (body[pos] == ':' && !top.array && top.afterKey) {
+					pos = skipSpace(body, pos+1)
+				}
 			}
 			last := lastSignificant(body[:min(pos, len(body))])
 			switch {
@@ -831,7 +842,7 @@ func jsonSyntaxError(body []byte) string {
 			case !stack[len(stack)-1].array && !stack[len(stack)-1].afterKey:
 				return "Expected ',' or '}' after property value" + at(body, pos)
 			}
-			if eof || pos >= len(body) {
+			if pos >= len(body) {
 				return "Unexpected end of JSON input"
 			}
 			snippet := string(body)
@@ -841,11 +852,7 @@ func jsonSyntaxError(body []byte) string {
 			return fmt.Sprintf("Unexpected token '%c', \"%s\" is not valid JSON", body[pos], snippet)
 		}
 		if len(stack) == 0 && seenValue {
-			pos := int(before)
-			for pos < len(body) && strings.IndexByte(" \t\n\r", body[pos]) >= 0 {
-				pos++
-			}
-			return "Unexpected non-whitespace character after JSON" + at(body, pos)
+			return "Unexpected non-whitespace character after JSON" + at(body, skipSpace(body, int(before)))
 		}
 		// Record what the token did to the nesting state.
 		isKey := len(stack) > 0 && !stack[len(stack)-1].array && !stack[len(stack)-1].afterKey
@@ -871,6 +878,13 @@ func jsonSyntaxError(body []byte) string {
 			}
 		}
 	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func lastSignificant(b []byte) byte {

@@ -140,7 +140,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(listenPort)))
+	network := "tcp"
+	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+		network = "tcp4" // 0.0.0.0 means IPv4 interfaces, as in OpenClaw, and logs as such
+	}
+	ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(listenPort)))
 	if err != nil {
 		return fail(exitError, "listen: %v", err)
 	}

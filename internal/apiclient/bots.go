@@ -73,13 +73,19 @@ type LogsOptions struct {
 // BotLogs opens the bot's log stream: plain text, as the container wrote it. The caller must
 // close the reader.
 //
-// Unlike the other methods, the client's timeout (WithTimeout) bounds only the wait for pmd's
-// response headers, not the stream: a followed log has no end. ctx bounds the whole stream;
-// once it is done, reads fail with its error.
+// Unlike the other methods, the client's timeout (WithTimeout) never bounds the stream itself.
+// Without Follow it bounds the wait for pmd's response headers. With Follow it does not apply
+// at all: pmd sends its headers with the first bytes of the log, and a quiet bot may write
+// nothing for a long time (dialling and the TLS handshake still have their own limits). ctx
+// bounds everything; once it is done, reads fail with its error.
 func (c *Client) BotLogs(ctx context.Context, ref string, opts LogsOptions) (io.ReadCloser, error) {
 	q := url.Values{"follow": {strconv.FormatBool(opts.Follow)}, "tail": {strconv.Itoa(opts.Tail)}}
 	path := "/v1/bots/" + seg(ref) + "/logs?" + q.Encode()
-	return c.stream(ctx, path)
+	headerTimeout := c.http.Timeout
+	if opts.Follow {
+		headerTimeout = 0
+	}
+	return c.stream(ctx, path, headerTimeout)
 }
 
 // errHeaderTimeout cancels a stream whose response headers did not arrive in time.
@@ -87,8 +93,9 @@ var errHeaderTimeout = errors.New("no response headers in time")
 
 // stream GETs path and returns the body of a 2xx answer for the caller to read as it arrives.
 // It shares the client's transport (and so its TLS session and connections) but not its
-// http.Client timeout, which would cut the body; the timeout applies to the headers only.
-func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+// http.Client timeout, which would cut the body; headerTimeout, when positive, bounds the
+// wait for the response headers only.
+func (c *Client) stream(ctx context.Context, path string, headerTimeout time.Duration) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
@@ -100,8 +107,8 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 		req.Header.Set("User-Agent", c.userAgent)
 	}
 	var timer *time.Timer
-	if d := c.http.Timeout; d > 0 {
-		timer = time.AfterFunc(d, func() { cancel(errHeaderTimeout) })
+	if headerTimeout > 0 {
+		timer = time.AfterFunc(headerTimeout, func() { cancel(errHeaderTimeout) })
 	}
 	hc := &http.Client{Transport: c.http.Transport, CheckRedirect: c.http.CheckRedirect, Jar: c.http.Jar}
 	resp, err := hc.Do(req)

@@ -144,6 +144,9 @@ func (f *Fleet) sweep() {
 		c.mu.Lock()
 		last := c.lastBeat
 		c.mu.Unlock()
+		if last.IsZero() {
+			last = c.since
+		}
 		if now.Sub(last) > missedBeats*f.cfg.HeartbeatInterval || now.After(c.notAfter) {
 			stale = append(stale, c)
 		}

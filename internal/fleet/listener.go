@@ -94,7 +94,8 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		return
 	}
 	now := f.cfg.Now()
-	c := &conn{hostID: hostID, sess: sess, serial: serial, notAfter: cs.PeerCertificates[0].NotAfter, since: now, lastBeat: now}
+	// lastBeat stays zero until the first heartbeat: a host is online once pmd has its facts.
+	c := &conn{hostID: hostID, sess: sess, serial: serial, notAfter: cs.PeerCertificates[0].NotAfter, since: now}
 	log = log.With("session_id", sess.ID)
 	f.register(c)
 	if err := f.store.SetSession(ctx, hostID, sess.ID, now.UTC()); err != nil {

@@ -34,7 +34,7 @@ var fixtureBots = []wire.Bot{
 		ID: "b_2", Name: "bob", Model: "anthropic/claude-sonnet-4-6",
 		Resources: wire.Resources{MemoryBytes: 1536 << 20},
 		Desired:   wire.DesiredRunning, SpecVersion: 1, Status: wire.BotPending,
-		Progress:  "waiting for a host", LastError: "no host has 1.5 GiB free",
+		Progress: "waiting for a host", LastError: "no host has 1.5 GiB free",
 		CreatedAt: now.Add(-5 * time.Second), UpdatedAt: now.Add(-5 * time.Second),
 	},
 }
@@ -122,6 +122,11 @@ func botRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/bots/{ref}/logs", func(w http.ResponseWriter, r *http.Request) {
 		flush := func() { http.NewResponseController(w).Flush() }
+		if r.PathValue("ref") == "quiet" {
+			// Like pmd, send the headers only with the first bytes of the log.
+			<-r.Context().Done()
+			return
+		}
 		if r.PathValue("ref") == "slow" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			fmt.Fprintln(w, "before the pause")
@@ -508,6 +513,26 @@ func TestBotsLogs(t *testing.T) {
 		}
 		if req := h.srv.Requests()[0]; req.Query != "follow=true&tail=100" {
 			t.Errorf("request %+v", req)
+		}
+	})
+
+	t.Run("follow a quiet bot past the timeout", func(t *testing.T) {
+		h := newHarness(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(400*time.Millisecond, cancel)
+		r := h.run(t, runOpts{ctx: ctx}, "bots", "logs", "quiet", "-f", "--timeout", "100ms")
+		if r.code != 0 || r.out != "" || r.errOut != "" {
+			t.Fatalf("code %d stdout %q stderr %q", r.code, r.out, r.errOut)
+		}
+	})
+
+	t.Run("interrupted without follow", func(t *testing.T) {
+		h := newHarness(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		r := h.run(t, runOpts{ctx: ctx}, "bots", "logs", "quiet", "--timeout", "0")
+		if r.code != 2 || r.errOut != "cancelled\n" {
+			t.Fatalf("code %d stdout %q stderr %q", r.code, r.out, r.errOut)
 		}
 	})
 

@@ -30,9 +30,10 @@ func NewCmdLogs(f *cmdutil.Factory, runF func(context.Context, *LogsOptions) err
 		Long: `Print the last lines of a bot's container log, as the gateway wrote them, and with
 --follow keep printing new lines as they come.
 
---timeout bounds only the wait for pmd to answer, not the stream. Interrupting a
-followed log (Ctrl-C) is the normal way to stop it and exits 0; interrupting anything
-else exits 2.`,
+--timeout never cuts the stream: without --follow it bounds only the wait for pmd to
+answer, and with --follow it does not apply, since a quiet bot may log nothing for a
+long time. Interrupting a followed log (Ctrl-C) is the normal way to stop it and exits
+0; interrupting anything else exits 2.`,
 		Example: `  pmctl bots logs alice
   pmctl bots logs alice -f --tail 0
   pmctl bots logs alice --tail 1000 | grep -i error`,

@@ -1,0 +1,65 @@
+// Package standin builds the stand-in OpenClaw gateway image (examples/standin-gateway) from
+// source on this machine: a static binary in an image with no base, so nothing is pulled.
+package standin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
+)
+
+// Image is the stand-in's default tag.
+const Image = "pocketmolt/standin-gateway:dev"
+
+// Package is the stand-in's Go package.
+const Package = "github.com/pocketmolt/pocketmolt/examples/standin-gateway"
+
+// Build compiles the stand-in with the go command (run from inside this module) and builds
+// the image tag from it and its Dockerfile.
+func Build(ctx context.Context, d *docker.Docker, tag string) error {
+	dir, err := goCmd(ctx, "", "list", "-f", "{{.Dir}}", Package)
+	if err != nil {
+		return fmt.Errorf("find the stand-in's source (run this inside the pocketmolt module): %w", err)
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
+	if err != nil {
+		return fmt.Errorf("stand-in Dockerfile: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "standin-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "standin-gateway")
+	if _, err := goCmd(ctx, "CGO_ENABLED=0", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, Package); err != nil {
+		return fmt.Errorf("build the stand-in: %w", err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	if err := d.BuildImage(ctx, tag, map[string][]byte{"Dockerfile": dockerfile, "standin-gateway": b}); err != nil {
+		return fmt.Errorf("build image %s: %w", tag, err)
+	}
+	return nil
+}
+
+func goCmd(ctx context.Context, env string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = os.Environ()
+	if env != "" {
+		cmd.Env = append(cmd.Env, env)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go %s: %w: %s", args[0], err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
