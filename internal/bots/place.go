@@ -124,4 +124,3 @@ func (s *Service) FillUsage(ctx context.Context, hosts []wire.Host) error {
 	}
 	return nil
 }
-

@@ -37,8 +37,8 @@ type Config struct {
 	CapacityBots      int           `mapstructure:"capacity-bots"`
 	CapacityMemoryMiB int64         `mapstructure:"capacity-memory-mib"`
 	BotInterval       time.Duration `mapstructure:"bot-interval"`
-	LogLevel   string        `mapstructure:"log-level"`
-	Force      bool          `mapstructure:"force"`
+	LogLevel          string        `mapstructure:"log-level"`
+	Force             bool          `mapstructure:"force"`
 }
 
 // DefaultConfigFile is read when --config is not given, if it exists.
