@@ -128,6 +128,13 @@ func (c *Client) stream(ctx context.Context, path string, headerTimeout time.Dur
 		cancel(nil)
 		return nil, transportError(http.MethodGet, path, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// Over HTTP/2 a response can still come back after the cancellation that ended
+		// it: the server saw the reset and answered with an empty body.
+		resp.Body.Close()
+		cancel(nil)
+		return nil, err
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel(nil)
 		defer resp.Body.Close()

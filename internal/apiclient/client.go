@@ -113,6 +113,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
+	began := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return transportError(method, path, err)
@@ -128,6 +129,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(out); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
+		}
+		// Over HTTP/2 a request cut by the client's timeout can end as a short body.
+		if c.http.Timeout > 0 && time.Since(began) >= c.http.Timeout {
+			return transportError(method, path, context.DeadlineExceeded)
 		}
 		return fmt.Errorf("decode response to %s %s: %w", method, path, err)
 	}

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/mtls"
@@ -164,7 +166,7 @@ func DecodeHeartbeat(w http.ResponseWriter, r *http.Request) (wire.Heartbeat, er
 	if err := httpapi.Decode(w, r, wire.MaxHeartbeatBytes, &hb); err != nil {
 		return hb, err
 	}
-	return hb, validFacts(hb.Facts)
+	return hb, validHeartbeat(hb)
 }
 
 func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, hb wire.Heartbeat) error {
@@ -185,9 +187,10 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	return nil
 }
 
-// validFacts bounds what a host may claim about itself, since it lands in the database and
+// validHeartbeat bounds what a host may claim about itself, since it lands in the database and
 // in operators' terminals.
-func validFacts(f wire.HostFacts) error {
+func validHeartbeat(hb wire.Heartbeat) error {
+	f := hb.Facts
 	for name, v := range map[string]string{
 		"hostname": f.Hostname, "os": f.OS, "arch": f.Arch, "kernel": f.Kernel,
 		"docker_version": f.DockerVersion, "agent_version": f.AgentVersion,
@@ -195,6 +198,12 @@ func validFacts(f wire.HostFacts) error {
 		if len(v) > 256 {
 			return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: %s is longer than 256 bytes", name)
 		}
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: %s holds control characters", name)
+		}
+	}
+	if len(hb.Bots) > 10000 {
+		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: more than 10000 bots")
 	}
 	if len(f.DockerError) > 1024 {
 		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: docker_error is longer than 1024 bytes")

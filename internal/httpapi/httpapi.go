@@ -58,7 +58,8 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 // oversized body with a 4xx error.
 func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if err := json.NewDecoder(body).Decode(v); err != nil {
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return wire.Errorf(wire.CodePayloadTooLarge, "request body is larger than %d bytes", limit)
@@ -67,6 +68,13 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 			return wire.Errorf(wire.CodeInvalidArgument, "request body is empty")
 		}
 		return wire.Errorf(wire.CodeInvalidArgument, "request body is not valid JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wire.Errorf(wire.CodePayloadTooLarge, "request body is larger than %d bytes", limit)
+		}
+		return wire.Errorf(wire.CodeInvalidArgument, "request body holds more than one JSON value")
 	}
 	return nil
 }
