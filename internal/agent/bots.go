@@ -198,9 +198,16 @@ func (m *Bots) step(ctx context.Context) {
 		return
 	}
 	m.mu.Lock()
-	m.observed, m.engine = true, ""
+	m.engine = ""
 	desired := m.desired
 	m.mu.Unlock()
+	// Only once every container found is in the states may a report say the list is
+	// complete: pmd deletes the records of deleted bots missing from a complete list.
+	defer func() {
+		m.mu.Lock()
+		m.observed = true
+		m.mu.Unlock()
+	}()
 	byBot := map[string]runtime.Container{}
 	for _, c := range containers {
 		byBot[c.BotID] = c

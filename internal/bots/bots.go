@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,8 +113,13 @@ func (s *Service) open(b store.Bot) (secrets, error) {
 // imageRE is a Docker image reference: [registry[:port]/]path[:tag][@sha256:<64 hex>].
 var imageRE = regexp.MustCompile(`^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 
+var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+
 // ValidImage checks an image reference's form, digest included.
 func ValidImage(ref string) error {
+	if _, digest, ok := strings.Cut(ref, "@"); ok && !digestRE.MatchString(digest) {
+		return fmt.Errorf("image %q: its digest must be sha256:<64 lower-case hex digits>", ref)
+	}
 	if len(ref) > 512 || !imageRE.MatchString(ref) {
 		return fmt.Errorf("image %q is not a valid reference (want [registry/]name[:tag][@sha256:<64 hex digits>])", ref)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -88,3 +89,5 @@ func waitLine(t *testing.T, lines <-chan string, sub string) {
 		}
 	}
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
