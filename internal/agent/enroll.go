@@ -51,6 +51,11 @@ func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 	if serverName == "" {
 		serverName = host
 	}
+	dir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	o.StateDir = dir
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}

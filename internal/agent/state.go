@@ -41,6 +41,11 @@ type State struct {
 
 // LoadState reads a state dir written by Enroll.
 func LoadState(dir string) (*State, error) {
+	// Absolute, since bot directories under it are bind-mounted into containers.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
