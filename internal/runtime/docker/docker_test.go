@@ -218,6 +218,44 @@ func TestCreateConcurrent(t *testing.T) {
 	}
 }
 
+// The Engine at API 1.41 creates a second network of an existing name (and then cannot
+// resolve the name); Create must reuse one and remove the other.
+func TestCreateDuplicateNetworks(t *testing.T) {
+	t.Parallel()
+	d, sdk := engine(t)
+	ctx := t.Context()
+	spec := newSpec(t, d, uniq("agent"))
+	name := docker.Name(spec.BotID)
+	for range 2 {
+		if _, err := sdk.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() []network.Summary {
+		t.Helper()
+		nets, err := sdk.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nets.Items
+	}
+	if n := len(list()); n != 2 {
+		t.Skipf("the Engine refused a duplicate network name (%d networks): nothing to test", n)
+	}
+	c := createStart(t, d, spec)
+	nets := list()
+	if len(nets) != 1 {
+		t.Fatalf("%d networks named %s after Create, want 1", len(nets), name)
+	}
+	ins, err := sdk.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := ins.Container.NetworkSettings.Networks[name]; ep == nil || ep.NetworkID != nets[0].ID {
+		t.Errorf("container on %v, want network %s", ins.Container.NetworkSettings.Networks, nets[0].ID)
+	}
+}
+
 func TestCreateRejects(t *testing.T) {
 	t.Parallel()
 	d, _ := engine(t)

@@ -145,7 +145,8 @@ func newSpec(t *testing.T, d *docker.Docker, agentID string) runtime.ContainerSp
 	return spec
 }
 
-// createStart creates and starts spec's container and waits until it runs.
+// createStart creates and starts spec's container and waits until its gateway answers
+// (before that, it would die of SIGTERM instead of handling it).
 func createStart(t *testing.T, d *docker.Docker, spec runtime.ContainerSpec) runtime.Container {
 	t.Helper()
 	ctx := t.Context()
@@ -156,7 +157,9 @@ func createStart(t *testing.T, d *docker.Docker, spec runtime.ContainerSpec) run
 	if err := d.Start(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	return waitState(t, d, c.ID, "running")
+	c = waitState(t, d, c.ID, "running")
+	healthz(t, c.HostPort)
+	return c
 }
 
 // waitState polls Inspect until the container is in state.

@@ -38,6 +38,7 @@ func (d *Docker) Logs(ctx context.Context, id string, follow bool, tail int) (io
 			err = nil
 		}
 		_ = body.Close()
+		cancel()
 		pw.CloseWithError(err) // nil: readers see io.EOF
 	}()
 	return r, nil
