@@ -22,14 +22,14 @@ import (
 // transcriptToken is the fake gateway token the recordings used.
 const transcriptToken = "fake-gw-token-0000-not-a-secret"
 
-// transcriptDir locates the shared recordings of the real gateway relative to this file.
+// transcriptDir locates the recordings of the real gateway (copied from shared/testdata).
 func transcriptDir(t *testing.T) string {
 	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		t.Skip("cannot locate the test file")
 	}
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata", "openclaw-transcripts")
+	dir := filepath.Join(filepath.Dir(file), "testdata", "openclaw-transcripts")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("transcripts not available: %v", err)
 	}

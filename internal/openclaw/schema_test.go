@@ -16,9 +16,9 @@ import (
 )
 
 // schemaPath is the schema `openclaw config schema` prints for the pinned
-// gateway, in shared/ beside the repository. Tests run in the package
-// directory, so it is relative to this file's directory.
-var schemaPath = filepath.Join("..", "..", "..", "shared", "testdata", "openclaw-config.schema.json")
+// gateway (2026.9.6, MIT-licensed), copied from shared/testdata so the tests
+// never depend on a folder outside the repository.
+var schemaPath = filepath.Join("testdata", "openclaw-config.schema.json")
 
 // compiledSchema compiles the 2.4 MB schema once per test binary.
 var compiledSchema = sync.OnceValues(func() (*schemaInfo, error) {

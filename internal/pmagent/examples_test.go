@@ -62,11 +62,12 @@ func loadWith(t *testing.T, cmd *cobra.Command, args ...string) (Config, error) 
 
 func TestExampleConfigLoads(t *testing.T) {
 	want := Config{
-		StateDir:   "/var/lib/pmagent",
-		Server:     "pm.example.com:8443",
-		TokenFile:  "/etc/pocketmolt/enroll-token",
-		MaxBackoff: 30 * time.Second,
-		LogLevel:   "info",
+		StateDir:    "/var/lib/pmagent",
+		Server:      "pm.example.com:8443",
+		TokenFile:   "/etc/pocketmolt/enroll-token",
+		MaxBackoff:  30 * time.Second,
+		BotInterval: 2 * time.Second,
+		LogLevel:    "info",
 	}
 	for _, tc := range []struct {
 		name string

@@ -70,6 +70,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		AgentCertTTL:      24 * time.Hour,
 		TokenTTL:          time.Hour,
 		LogLevel:          "info",
+		BotImage:          "ghcr.io/openclaw/openclaw:2026.9.6",
+		BotStartTimeout:   2 * time.Minute,
 	}
 	for _, tc := range []struct {
 		name     string
