@@ -76,6 +76,8 @@ func TestFleet(t *testing.T) {
 	if res.AgentSummary == "" {
 		t.Errorf("the agents' process printed no summary")
 	}
+	t.Logf("pmd: %s", res.PMDWarnings)
+	t.Logf("agents' process: %s", res.AgentSummary)
 	writeTable(t.Output(), []result{res})
 }
 
@@ -95,6 +97,7 @@ func report(b *testing.B, r result) {
 	b.ReportMetric(0, "ns/op") // the scenario's wall time says nothing
 	b.ReportMetric(r.Online.Seconds(), "online-s")
 	b.ReportMetric(float64(r.RSS)/float64(r.Agents)/1024, "pmd-KB/agent")
+	b.ReportMetric(float64(r.IdleRSS)/float64(r.Agents)/1024, "pmd-idle-KB/agent")
 	b.ReportMetric(float64(r.Heap)/float64(r.Agents)/1024, "heap-KB/agent")
 	b.ReportMetric(float64(r.Goroutines)/float64(r.Agents), "goroutines/agent")
 	b.ReportMetric(float64(r.HeartbeatCPU)/float64(time.Microsecond), "hb-µs-cpu")
@@ -116,12 +119,12 @@ func report(b *testing.B, r result) {
 
 // writeTable prints results as markdown rows for the README.
 func writeTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | after idle | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f |\n",
-			r.Agents, r.Online.Seconds(),
-			float64(r.RSS)/float64(r.Agents)/1024, float64(r.Heap)/float64(r.Agents)/1024,
+		kb := func(n int64) float64 { return float64(n) / float64(r.Agents) / 1024 }
+		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f |\n",
+			r.Agents, r.Online.Seconds(), kb(r.RSS), kb(r.IdleRSS), kb(r.Heap),
 			float64(r.HeartbeatCPU)/float64(time.Microsecond), 100*r.IdleCPU,
 			ms(percentile(r.Seq, 0.50)), ms(percentile(r.Seq, 0.99)),
 			ms(percentile(r.Conc, 0.99)), r.ConcRate)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -68,6 +69,9 @@ type result struct {
 	// set, and live heap objects plus goroutine stacks.
 	RSS, Heap  int64
 	Goroutines int
+	// IdleRSS is the resident set's growth again after the idle window, once the runtime has
+	// had time to return the connection storm's garbage to the OS.
+	IdleRSS int64
 	// HeartbeatCPU is pmd's CPU time (user+system) over the idle window divided by the
 	// heartbeats in it; IdleCPU is that CPU time as a share of one core.
 	HeartbeatCPU time.Duration
@@ -203,13 +207,21 @@ func (fx *fixture) manifest(n int) (string, error) {
 func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 	tb.Helper()
 	ctx := tb.Context()
+	if len(fx.hosts) < sc.Agents {
+		// A pmd of its own: agent.Enroll leaves its HTTP connection idle, and pmd keeps the
+		// other end until its idle timeout, so enrollment's connections would still be in the
+		// measurement. Stopping this pmd closes them.
+		began := time.Now()
+		pm := startPMD(tb, fx.config(sc.Heartbeat))
+		err := fx.enroll(ctx, pm.d, sc.Agents)
+		pm.stop(tb)
+		if err != nil {
+			tb.Fatalf("enroll: %v", err)
+		}
+		tb.Logf("%d hosts enrolled (%s)", sc.Agents, time.Since(began).Round(time.Millisecond))
+	}
 	pm := startPMD(tb, fx.config(sc.Heartbeat))
 	defer pm.stop(tb)
-	began := time.Now()
-	if err := fx.enroll(ctx, pm.d, sc.Agents); err != nil {
-		tb.Fatalf("enroll: %v", err)
-	}
-	tb.Logf("%d hosts enrolled (%s)", sc.Agents, time.Since(began).Round(time.Millisecond))
 	manifest, err := fx.manifest(sc.Agents)
 	if err != nil {
 		tb.Fatal(err)
@@ -225,7 +237,11 @@ func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 			tb.Logf("agents' process: %s", res.AgentSummary)
 		}
 	}()
-	ch, err := startChild(manifest, pm.d.AgentAddr)
+	var childProfile string
+	if sc.ProfileDir != "" {
+		childProfile = filepath.Join(sc.ProfileDir, fmt.Sprintf("agents-%d.pprof", sc.Agents))
+	}
+	ch, err := startChild(manifest, pm.d.AgentAddr, childProfile)
 	if err != nil {
 		tb.Fatalf("start agents: %v", err)
 	}
@@ -238,7 +254,10 @@ func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 		tb.Fatalf("agents' process did not start: %s", ch.stderr.String())
 	}
 	t0 := time.Now()
-	if err := waitOnline(ctx, pm.d, ch, len(hosts), t0, sc.OnlineTimeout); err != nil {
+	stopProfile := startProfile(tb, sc.ProfileDir, fmt.Sprintf("connect-%d.pprof", sc.Agents))
+	err = waitOnline(ctx, pm.d, ch, len(hosts), t0, sc.OnlineTimeout)
+	stopProfile()
+	if err != nil {
 		tb.Fatalf("%v (agents' stderr: %s)", err, tail(ch.stderr.String(), 2000))
 	}
 	res.Online = time.Since(t0)
@@ -251,16 +270,18 @@ func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 	res.RSS = up.rss - base.rss
 	res.Heap = up.heap - base.heap
 	res.Goroutines = up.goroutines - base.goroutines
+	writeHeapProfile(tb, sc.ProfileDir, fmt.Sprintf("heap-%d.pprof", sc.Agents))
 
 	// Idle window: the agents only heartbeat (and yamux keeps alive). Each agent beats once per
 	// interval, so a window of k intervals holds k beats per agent.
-	stopProfile := startProfile(tb, sc.ProfileDir, fmt.Sprintf("idle-%d.pprof", sc.Agents))
+	stopProfile = startProfile(tb, sc.ProfileDir, fmt.Sprintf("idle-%d.pprof", sc.Agents))
 	cpu0, wall0 := cpuTime(), time.Now()
 	time.Sleep(time.Duration(sc.CPUBeats) * sc.Heartbeat)
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 	stopProfile()
 	res.HeartbeatCPU = cpu / time.Duration(sc.CPUBeats*sc.Agents)
 	res.IdleCPU = cpu.Seconds() / wall.Seconds()
+	res.IdleRSS = sampleMemory(false).rss - base.rss
 	if got := pm.d.Fleet.Connected(); got != sc.Agents {
 		tb.Fatalf("after the idle window %d of %d agents are connected", got, sc.Agents)
 	}
@@ -302,6 +323,21 @@ func sessionIDs(ctx context.Context, d *pmd.Daemon) (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// writeHeapProfile writes pmd's heap profile to dir/name; with no dir it does nothing.
+func writeHeapProfile(tb testing.TB, dir, name string) {
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // startProfile writes a CPU profile of this process to dir/name until the returned func is
@@ -463,8 +499,14 @@ type child struct {
 	last   string // the child's last summary line
 }
 
-func startChild(manifest, server string) (*child, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAgentsChild$", "-test.bench=^$", "-test.count=1", "-test.timeout=0")
+// startChild starts the agents' process; with a profile path it writes a CPU profile of its
+// whole run there.
+func startChild(manifest, server, profile string) (*child, error) {
+	args := []string{"-test.run=^TestAgentsChild$", "-test.bench=^$", "-test.count=1", "-test.timeout=0"}
+	if profile != "" {
+		args = append(args, "-test.cpuprofile="+profile)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envManifest+"="+manifest, envServer+"="+server)
 	ch := &child{cmd: cmd, stderr: &syncBuffer{}, ready: make(chan struct{}), exited: make(chan struct{})}
 	cmd.Stderr = ch.stderr
@@ -625,13 +667,17 @@ func (c *warnCounter) add(r slog.Record) {
 	if c.count == nil {
 		c.count, c.example = map[string]int{}, map[string]string{}
 	}
-	c.count[r.Message]++
-	if c.count[r.Message] == 1 {
+	// net/http's messages carry the peer's address; one line per peer says nothing.
+	msg := addrRE.ReplaceAllString(r.Message, "ADDR")
+	c.count[msg]++
+	if c.count[msg] == 1 {
 		var b strings.Builder
 		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-		c.example[r.Message] = b.String()
+		c.example[msg] = b.String()
 	}
 }
+
+var addrRE = regexp.MustCompile(`\b\d+\.\d+\.\d+\.\d+:\d+\b`)
 
 // summary is one line: each message with its count and first example, most frequent first.
 func (c *warnCounter) summary() string {
@@ -642,6 +688,9 @@ func (c *warnCounter) summary() string {
 	}
 	msgs := slices.SortedFunc(maps.Keys(c.count), func(a, b string) int { return c.count[b] - c.count[a] })
 	var parts []string
+	if len(msgs) > 6 {
+		msgs = msgs[:6]
+	}
 	for _, m := range msgs {
 		parts = append(parts, fmt.Sprintf("%d× %q (e.g.%s)", c.count[m], m, tail(c.example[m], 300)))
 	}
