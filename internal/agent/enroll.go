@@ -86,10 +86,9 @@ func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 			return nil
 		},
 	}
-	hc := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false},
-	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	body, _ := json.Marshal(wire.EnrollRequest{Token: tok.Encode(), CSR: string(csrPEM)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+o.Server+"/v1/enroll", bytes.NewReader(body))
 	if err != nil {
