@@ -197,6 +197,14 @@ func (c *readErrConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn is the connection under the TLS one, for tunnel's fast close.
+func (c *readErrConn) NetConn() net.Conn {
+	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return c.Conn
+}
+
 // readErr is the first read error, or nil. Call it only after the session has ended.
 func (c *readErrConn) readErr() error {
 	c.once.Do(func() {})

@@ -45,9 +45,31 @@ func config(log *slog.Logger) *yamux.Config {
 	return c
 }
 
+// fastClose closes the TCP connection under a TLS connection before the TLS one. tls.Conn's
+// Close first sends close_notify, which waits for any write in progress — to a peer that is
+// gone, for up to its deadline — and yamux v0.1.2's streams spin on their CPU while their
+// session waits for that Close.
+type fastClose struct {
+	net.Conn
+	raw net.Conn
+}
+
+func (c fastClose) Close() error {
+	c.raw.Close()
+	return c.Conn.Close()
+}
+
+// withFastClose wraps conn when it can reach the connection under its TLS.
+func withFastClose(conn net.Conn) net.Conn {
+	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		return fastClose{Conn: conn, raw: nc.NetConn()}
+	}
+	return conn
+}
+
 // Client starts the dialling side's (the agent's) end of a tunnel over conn.
 func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
-	m, err := yamux.Client(conn, config(log))
+	m, err := yamux.Client(withFastClose(conn), config(log))
 	if err != nil {
 		return nil, fmt.Errorf("start tunnel: %w", err)
 	}
@@ -56,7 +78,7 @@ func Client(conn net.Conn, log *slog.Logger) (*Session, error) {
 
 // Server starts the accepting side's (pmd's) end of a tunnel over conn.
 func Server(conn net.Conn, log *slog.Logger) (*Session, error) {
-	m, err := yamux.Server(conn, config(log))
+	m, err := yamux.Server(withFastClose(conn), config(log))
 	if err != nil {
 		return nil, fmt.Errorf("start tunnel: %w", err)
 	}
