@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,6 +257,39 @@ func TestBotLifecycleOnDocker(t *testing.T) {
 		}
 		if !strings.Contains(r.Reply, "hello there") || r.Usage.TotalTokens == 0 || r.Usage.TotalTokens != r.Usage.PromptTokens+r.Usage.CompletionTokens {
 			t.Fatalf("reply = %+v", r)
+		}
+	})
+
+	t.Run("a streamed chat arrives as server-sent events through the tunnel", func(t *testing.T) {
+		body := strings.NewReader(`{"model":"openclaw","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}`)
+		resp, err := p.D.Bots.Gateway(t.Context(), "alice", http.MethodPost, "/v1/chat/completions",
+			http.Header{"Content-Type": {"application/json"}, "X-Openclaw-Session-Key": {"e2e-sse"}}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/event-stream") {
+			t.Fatalf("status %d, content type %q", resp.StatusCode, ct)
+		}
+		lines := make(chan string, 100)
+		go scanLines(resp.Body, lines)
+		waitLine(t, lines, `"usage"`)
+		waitLine(t, lines, "data: [DONE]")
+	})
+
+	t.Run("the gateway refuses a request without pmd's token", func(t *testing.T) {
+		hc, err := p.D.Fleet.Client(a.hostID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Post("http://agent/v1/bots/"+b.ID+"/gateway/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"openclaw","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
 		}
 	})
 
