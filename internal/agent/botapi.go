@@ -44,7 +44,7 @@ func (m *Bots) putDesired(w http.ResponseWriter, r *http.Request) error {
 			return wire.Errorf(wire.CodeInvalidArgument, "bot id %q is not valid", b.ID)
 		case seen[b.ID]:
 			return wire.Errorf(wire.CodeInvalidArgument, "bot %s is in the set twice", b.ID)
-		case b.Image == "" || len(b.Config) == 0:
+		case b.Image == "" || len(b.Config) == 0 || string(b.Config) == "null":
 			return wire.Errorf(wire.CodeInvalidArgument, "bot %s has no image or config", b.ID)
 		}
 		seen[b.ID] = true

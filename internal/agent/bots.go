@@ -453,7 +453,7 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 		if c.State == "exited" || c.State == "dead" || c.State == "created" {
 			status = wire.BotStopped
 		}
-		m.update(id, func(s *botState) { s.Status, s.Health = status, "" })
+		m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = status, "", "" })
 		return
 	}
 	p := m.probeAll(ctx, c.HostPort)
@@ -468,7 +468,7 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 			})
 			return
 		}
-		m.update(id, func(s *botState) { s.Status, s.Health = wire.BotStarting, "" })
+		m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = wire.BotStarting, "", "" })
 		return
 	}
 	health := wire.HealthHealthy

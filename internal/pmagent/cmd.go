@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -37,6 +38,7 @@ type Config struct {
 	CapacityBots      int           `mapstructure:"capacity-bots"`
 	CapacityMemoryMiB int64         `mapstructure:"capacity-memory-mib"`
 	BotInterval       time.Duration `mapstructure:"bot-interval"`
+	BotSubnetPool     string        `mapstructure:"bot-subnet-pool"`
 	LogLevel          string        `mapstructure:"log-level"`
 	Force             bool          `mapstructure:"force"`
 }
@@ -180,6 +182,13 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 				return err
 			}
 			defer dk.Close()
+			pool, err := netip.ParsePrefix(cfg.BotSubnetPool)
+			if err == nil {
+				err = dk.SetSubnetPool(pool)
+			}
+			if err != nil {
+				return fmt.Errorf("bot-subnet-pool %q: %w", cfg.BotSubnetPool, err)
+			}
 			if cfg.CapacityBots < 0 || cfg.CapacityMemoryMiB < 0 {
 				return fmt.Errorf("capacity-bots and capacity-memory-mib must not be negative")
 			}
@@ -196,5 +205,6 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 	cmd.Flags().Int("capacity-bots", 0, "how many bots this host offers room for (0: host memory less 1 GiB, over 2 GiB a bot)")
 	cmd.Flags().Int64("capacity-memory-mib", 0, "memory this host offers to bots, in MiB (0: host memory less 1 GiB)")
 	cmd.Flags().Duration("bot-interval", agent.DefaultBotInterval, "how often bots are converged and their gateways probed")
+	cmd.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
 	return cmd
 }

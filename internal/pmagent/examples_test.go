@@ -62,12 +62,13 @@ func loadWith(t *testing.T, cmd *cobra.Command, args ...string) (Config, error) 
 
 func TestExampleConfigLoads(t *testing.T) {
 	want := Config{
-		StateDir:    "/var/lib/pmagent",
-		Server:      "pm.example.com:8443",
-		TokenFile:   "/etc/pocketmolt/enroll-token",
-		MaxBackoff:  30 * time.Second,
-		BotInterval: 2 * time.Second,
-		LogLevel:    "info",
+		StateDir:      "/var/lib/pmagent",
+		Server:        "pm.example.com:8443",
+		TokenFile:     "/etc/pocketmolt/enroll-token",
+		MaxBackoff:    30 * time.Second,
+		BotInterval:   2 * time.Second,
+		BotSubnetPool: "10.213.0.0/16",
+		LogLevel:      "info",
 	}
 	for _, tc := range []struct {
 		name string

@@ -245,14 +245,10 @@ func (d *Docker) ensureNetwork(ctx context.Context, spec runtime.ContainerSpec) 
 		}
 		return nil
 	}
-	_, err = d.c.NetworkCreate(ctx, name, client.NetworkCreateOptions{
-		Driver: network.NetworkBridge,
-		Labels: map[string]string{
-			runtime.LabelBot:   spec.BotID,
-			runtime.LabelAgent: spec.Agent,
-		},
+	return d.createNetwork(ctx, name, map[string]string{
+		runtime.LabelBot:   spec.BotID,
+		runtime.LabelAgent: spec.Agent,
 	})
-	return err
 }
 
 // networks returns the ids of the networks named exactly name, oldest first.

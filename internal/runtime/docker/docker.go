@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -30,6 +31,10 @@ type Docker struct {
 	// bots serialises Create and Remove per bot: the Engine (API < 1.44) happily creates
 	// two networks with one name when two creates race.
 	bots keyedMutex
+	// netMu serialises picking a subnet and creating a network; pool is where subnets come
+	// from (DefaultSubnetPool when unset).
+	netMu sync.Mutex
+	pool  netip.Prefix
 }
 
 // New connects to the Engine named by host ("unix:///var/run/docker.sock"), or, when host is
