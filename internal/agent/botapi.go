@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/runtime"
@@ -159,11 +158,8 @@ func (m *Bots) gateway(w http.ResponseWriter, r *http.Request) error {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			wire.WriteError(w, wire.Errorf(wire.CodeUnavailable, "bot %s's gateway did not answer: %v", st.ID, err))
 		},
-		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
-		Transport: &http.Transport{
-			ResponseHeaderTimeout: 5 * time.Minute,
-			IdleConnTimeout:       30 * time.Second,
-		},
+		ErrorLog:  slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+		Transport: m.proxy,
 	}
 	rp.ServeHTTP(w, r)
 	return nil

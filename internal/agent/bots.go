@@ -41,6 +41,7 @@ type Bots struct {
 	log      *slog.Logger
 	interval time.Duration
 	probe    *http.Client
+	proxy    *http.Transport // to the gateways, shared so connections are reused
 	now      func() time.Time
 	uid, gid int
 
@@ -51,13 +52,20 @@ type Bots struct {
 	engine   string
 	notify   func(wire.Events)
 	kick     chan struct{}
+	queue    []wire.Events // reports waiting for pmd
+	sending  bool          // a drain goroutine is delivering them
 }
 
 type botState struct {
 	wire.BotState
 	nextPull time.Time
 	logsTail string
+	memAt    time.Time // when MemoryUsage was read
 }
+
+// memEvery is how often a running bot's memory use is read: a stats call costs the engine
+// more than an inspect.
+const memEvery = 10 * time.Second
 
 // NewBots returns a bot manager for the agent with the given host id.
 func NewBots(rt Runtime, stateDir, agentID string, log *slog.Logger) *Bots {
@@ -68,7 +76,8 @@ func NewBots(rt Runtime, stateDir, agentID string, log *slog.Logger) *Bots {
 	return &Bots{
 		rt: rt, dir: filepath.Join(stateDir, "bots"), agentID: agentID, log: log,
 		interval: DefaultBotInterval, now: time.Now, uid: uid, gid: gid,
-		probe:  &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		probe:  &http.Client{Timeout: time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 3, IdleConnTimeout: time.Minute}},
+		proxy:  &http.Transport{ResponseHeaderTimeout: 5 * time.Minute, IdleConnTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4},
 		states: map[string]*botState{},
 		kick:   make(chan struct{}, 1),
 	}
@@ -120,16 +129,53 @@ func (m *Bots) Snapshot() ([]wire.BotState, bool) {
 // Run converges and probes until ctx ends, and watches the engine's events.
 func (m *Bots) Run(ctx context.Context) {
 	go m.watch(ctx)
-	t := time.NewTicker(m.interval)
-	defer t.Stop()
 	for {
 		m.step(ctx)
+		t := time.NewTimer(m.wait())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-m.kick:
+			t.Stop()
 		}
+	}
+}
+
+// fastInterval is how often bots are probed while one is being pulled or started, so that
+// "running" is seen soon after the gateway starts rather than an interval later.
+const fastInterval = 100 * time.Millisecond
+
+func (m *Bots) wait() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.states {
+		if s.Status == wire.BotStarting || s.Status == wire.BotPulling || s.Status == wire.BotPending {
+			return min(fastInterval, m.interval)
+		}
+	}
+	return m.interval
+}
+
+// maxQueued bounds the reports waiting for pmd; beyond it they are dropped, since every
+// heartbeat carries every state anyway.
+const maxQueued = 64
+
+// drain delivers queued reports to pmd one at a time, in order, and ends when none are left.
+func (m *Bots) drain() {
+	for {
+		m.mu.Lock()
+		f := m.notify
+		if len(m.queue) == 0 || f == nil {
+			m.queue, m.sending = nil, false
+			m.mu.Unlock()
+			return
+		}
+		ev := m.queue[0]
+		m.queue = m.queue[1:]
+		m.mu.Unlock()
+		f(ev)
 	}
 }
 
@@ -182,11 +228,20 @@ func (m *Bots) event(e runtime.Event) {
 
 // emit sends events and changed states to pmd without blocking the caller.
 func (m *Bots) emit(evs []wire.BotEvent, states []wire.BotState) {
+	if len(evs) == 0 && len(states) == 0 {
+		return
+	}
 	m.mu.Lock()
-	f := m.notify
+	if m.notify == nil || len(m.queue) >= maxQueued {
+		m.mu.Unlock()
+		return
+	}
+	m.queue = append(m.queue, wire.Events{Events: evs, Bots: states})
+	start := !m.sending
+	m.sending = true
 	m.mu.Unlock()
-	if f != nil && (len(evs) > 0 || len(states) > 0) {
-		go f(wire.Events{Events: evs, Bots: states})
+	if start {
+		go m.drain()
 	}
 }
 
@@ -214,10 +269,13 @@ func (m *Bots) step(ctx context.Context) {
 	}
 	var evs []wire.BotEvent
 	var changed []wire.BotState
+	var tmu sync.Mutex
 	track := func(id string, before wire.BotState) {
 		m.mu.Lock()
 		after := m.states[id].BotState
 		m.mu.Unlock()
+		tmu.Lock()
+		defer tmu.Unlock()
 		if before.Status != after.Status || before.Health != after.Health || before.ContainerID != after.ContainerID || before.LastError != after.LastError {
 			changed = append(changed, after)
 			if before.Status != after.Status || before.Health != after.Health {
@@ -228,15 +286,20 @@ func (m *Bots) step(ctx context.Context) {
 
 	if desired == nil {
 		// Until pmd says what it wants, report what runs and change nothing.
-		for id, c := range byBot {
-			before := m.state(id).BotState
-			m.observe(ctx, id, c, defaultStartWait)
-			track(id, before)
-		}
+		parallel(len(containers), func(i int) {
+			c := containers[i]
+			before := m.state(c.BotID).BotState
+			m.observe(ctx, c.BotID, c, defaultStartWait)
+			track(c.BotID, before)
+		})
 	} else {
 		want := map[string]bool{}
 		for _, spec := range desired.Bots {
 			want[spec.ID] = true
+		}
+		// Bots are independent: one slow to probe or to start must not hold up the others.
+		parallel(len(desired.Bots), func(i int) {
+			spec := desired.Bots[i]
 			before := m.state(spec.ID).BotState
 			c, ok := byBot[spec.ID]
 			var cp *runtime.Container
@@ -245,7 +308,7 @@ func (m *Bots) step(ctx context.Context) {
 			}
 			m.ensure(ctx, spec, cp)
 			track(spec.ID, before)
-		}
+		})
 		for id := range byBot {
 			if !want[id] {
 				m.remove(ctx, id)
@@ -267,6 +330,24 @@ func (m *Bots) step(ctx context.Context) {
 		}
 	}
 	m.emit(evs, changed)
+}
+
+// stepParallelism bounds how many bots one pass works on at once.
+const stepParallelism = 8
+
+// parallel calls f(0..n-1), at most stepParallelism at a time, and waits for all.
+func parallel(n int, f func(i int)) {
+	sem := make(chan struct{}, stepParallelism)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
 }
 
 func describeChange(a, b wire.BotState) string {
@@ -444,9 +525,6 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 			t := c.StartedAt
 			s.StartedAt = &t
 		}
-		if c.MemoryBytes > 0 {
-			s.MemoryUsage = c.MemoryBytes
-		}
 	})
 	if c.State != "running" {
 		status := wire.BotStarting
@@ -459,10 +537,16 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 	p := m.probeAll(ctx, c.HostPort)
 	if p.Startupz.Status != http.StatusOK {
 		if !c.StartedAt.IsZero() && m.now().Sub(c.StartedAt) > startWait {
+			// Read the logs once per failure, and not under the lock.
+			m.mu.Lock()
+			tail := m.states[id].logsTail
+			need := m.states[id].Status != wire.BotFailed || tail == ""
+			m.mu.Unlock()
+			if need {
+				tail = m.lastLines(ctx, c.ID, 20)
+			}
 			m.update(id, func(s *botState) {
-				if s.Status != wire.BotFailed || s.logsTail == "" {
-					s.logsTail = m.lastLines(ctx, c.ID, 20)
-				}
+				s.logsTail = tail
 				s.Status, s.Health = wire.BotFailed, ""
 				s.LastError = fmt.Sprintf("gateway did not pass /startupz within %s; last log lines:\n%s", startWait, s.logsTail)
 			})
@@ -471,6 +555,7 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 		m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = wire.BotStarting, "", "" })
 		return
 	}
+	m.readMemory(ctx, id, c.ID)
 	health := wire.HealthHealthy
 	switch {
 	case p.Healthz.Status != http.StatusOK:
@@ -479,6 +564,23 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 		health = wire.HealthDegraded
 	}
 	m.update(id, func(s *botState) { s.Status, s.Health, s.LastError, s.logsTail = wire.BotRunning, health, "", "" })
+}
+
+// readMemory refreshes a running bot's memory use when it is due.
+func (m *Bots) readMemory(ctx context.Context, id, containerID string) {
+	m.mu.Lock()
+	due := m.now().Sub(m.states[id].memAt) >= memEvery
+	m.mu.Unlock()
+	if !due {
+		return
+	}
+	mem, err := m.rt.Memory(ctx, containerID)
+	m.update(id, func(s *botState) {
+		s.memAt = m.now()
+		if err == nil {
+			s.MemoryUsage = mem
+		}
+	})
 }
 
 // lastLines reads the container's last n log lines.

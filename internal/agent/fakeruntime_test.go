@@ -365,6 +365,15 @@ func (f *fakeRuntime) Inspect(ctx context.Context, id string) (runtime.Container
 	return f.report(fc), nil
 }
 
+func (f *fakeRuntime) Memory(ctx context.Context, id string) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID(id); !ok {
+		return 0, fmt.Errorf("stats of %s: %w", id, runtime.ErrNotFound)
+	}
+	return 300 << 20, nil
+}
+
 func (f *fakeRuntime) Logs(ctx context.Context, id string, follow bool, tail int) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -28,6 +28,8 @@ type Runtime interface {
 	Remove(ctx context.Context, botID string) error
 	// Inspect reports one container; runtime.ErrNotFound when it is gone.
 	Inspect(ctx context.Context, id string) (runtime.Container, error)
+	// Memory is a running container's memory use in bytes.
+	Memory(ctx context.Context, id string) (int64, error)
 	// Logs streams the container's stdout and stderr as plain text.
 	Logs(ctx context.Context, id string, follow bool, tail int) (io.ReadCloser, error)
 	// Events reports agentID's containers' events until ctx ends; the error channel

@@ -520,6 +520,10 @@ func (t *timedRuntime) botOf(container string) string {
 
 func (t *timedRuntime) Version(ctx context.Context) (string, error) { return t.rt.Version(ctx) }
 
+func (t *timedRuntime) Memory(ctx context.Context, id string) (int64, error) {
+	return t.rt.Memory(ctx, id)
+}
+
 func (t *timedRuntime) List(ctx context.Context, agentID string) (cs []runtime.Container, err error) {
 	err = t.time("List", "", "", func() error { cs, err = t.rt.List(ctx, agentID); return err })
 	return cs, err

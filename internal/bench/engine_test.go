@@ -21,6 +21,8 @@ var errIdleEngine = errors.New("the benchmark's engine runs no containers")
 
 func (idleEngine) Version(context.Context) (string, error) { return "bench", nil }
 
+func (idleEngine) Memory(context.Context, string) (int64, error) { return 0, nil }
+
 func (idleEngine) List(context.Context, string) ([]runtime.Container, error) { return nil, nil }
 
 func (idleEngine) EnsureImage(context.Context, string, func(string)) error { return errIdleEngine }

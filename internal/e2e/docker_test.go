@@ -179,6 +179,7 @@ func TestBotLifecycleOnDocker(t *testing.T) {
 		t.Fatalf("created = %+v", created)
 	}
 	b := p.waitBot("alice", 90*time.Second, "running and healthy", running)
+	p.waitBot("alice", 30*time.Second, "its memory use", func(b wire.Bot) bool { return b.MemoryUsage > 0 && b.MemoryUsage < 1<<30 })
 
 	t.Run("the container is locked down", func(t *testing.T) {
 		c := dockerInspect(t, b.ContainerID)

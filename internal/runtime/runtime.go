@@ -62,8 +62,6 @@ type Container struct {
 	// HostPort is the 127.0.0.1 port the gateway port is published on; 0 when not running.
 	HostPort  int
 	StartedAt time.Time
-	// MemoryBytes is current memory use, when known.
-	MemoryBytes int64
 }
 
 // Event is a container event the agent reports to pmd as it happens.

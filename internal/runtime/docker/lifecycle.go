@@ -76,7 +76,6 @@ func (d *Docker) Remove(ctx context.Context, botID string) error {
 }
 
 // Inspect reports the container id (an id or a name); runtime.ErrNotFound when it is gone.
-// MemoryBytes is left 0: the Engine's one-shot stats take about a second.
 func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, error) {
 	res, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
