@@ -60,7 +60,6 @@ type botState struct {
 	wire.BotState
 	nextPull time.Time
 	logsTail string
-	memAt    time.Time // when MemoryUsage was read
 }
 
 // memEvery is how often a running bot's memory use is read: a stats call costs the engine
@@ -129,6 +128,7 @@ func (m *Bots) Snapshot() ([]wire.BotState, bool) {
 // Run converges and probes until ctx ends, and watches the engine's events.
 func (m *Bots) Run(ctx context.Context) {
 	go m.watch(ctx)
+	go m.memory(ctx)
 	for {
 		m.step(ctx)
 		t := time.NewTimer(m.wait())
@@ -555,7 +555,6 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 		m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = wire.BotStarting, "", "" })
 		return
 	}
-	m.readMemory(ctx, id, c.ID)
 	health := wire.HealthHealthy
 	switch {
 	case p.Healthz.Status != http.StatusOK:
@@ -566,21 +565,42 @@ func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, star
 	m.update(id, func(s *botState) { s.Status, s.Health, s.LastError, s.logsTail = wire.BotRunning, health, "", "" })
 }
 
-// readMemory refreshes a running bot's memory use when it is due.
-func (m *Bots) readMemory(ctx context.Context, id, containerID string) {
-	m.mu.Lock()
-	due := m.now().Sub(m.states[id].memAt) >= memEvery
-	m.mu.Unlock()
-	if !due {
-		return
-	}
-	mem, err := m.rt.Memory(ctx, containerID)
-	m.update(id, func(s *botState) {
-		s.memAt = m.now()
-		if err == nil {
-			s.MemoryUsage = mem
+// memory reads running bots' memory use, one at a time and apart from convergence: the
+// Engine takes about a second for each, which must not delay starting or probing a bot.
+func (m *Bots) memory(ctx context.Context) {
+	for {
+		m.mu.Lock()
+		type job struct{ id, container string }
+		var jobs []job
+		for id, s := range m.states {
+			if s.Status == wire.BotRunning && s.ContainerID != "" {
+				jobs = append(jobs, job{id, s.ContainerID})
+			}
 		}
-	})
+		m.mu.Unlock()
+		for _, j := range jobs {
+			mem, err := m.rt.Memory(ctx, j.container)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				m.mu.Lock()
+				if s, ok := m.states[j.id]; ok && s.ContainerID == j.container {
+					s.MemoryUsage = mem
+				}
+				m.mu.Unlock()
+			}
+		}
+		wait := memEvery
+		if len(jobs) == 0 {
+			wait = m.interval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // lastLines reads the container's last n log lines.
