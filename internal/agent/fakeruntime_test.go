@@ -444,6 +444,18 @@ func (g *fakeGateway) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %d\n", r.URL.Path, code)
 		return
 	}
+	if r.URL.Path == "/ws" && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		// An echo over an upgraded connection, as the Control UI's WebSocket would be.
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	g.mu.Lock()
 	g.reqs = append(g.reqs, gatewayRequest{
