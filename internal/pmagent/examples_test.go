@@ -7,14 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/config/configtest"
+
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 )
@@ -22,21 +21,6 @@ import (
 // exampleConfig is the commented pmagent.yaml shipped for operators and packaged as
 // /etc/pocketmolt/pmagent.yaml; these tests keep it true to the code.
 const exampleConfig = "../../examples/pmagent.yaml"
-
-// configKeys are the mapstructure keys of Config.
-func configKeys(t *testing.T) []string {
-	t.Helper()
-	var keys []string
-	rt := reflect.TypeFor[Config]()
-	for i := range rt.NumField() {
-		k := rt.Field(i).Tag.Get("mapstructure")
-		if k == "" {
-			t.Fatalf("Config.%s has no mapstructure tag", rt.Field(i).Name)
-		}
-		keys = append(keys, k)
-	}
-	return keys
-}
 
 func envName(key string) string {
 	return "PMAGENT_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
@@ -46,7 +30,7 @@ func envName(key string) string {
 // unset).
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range configKeys(t) {
+	for _, k := range configtest.Keys[Config](t) {
 		t.Setenv(envName(k), "")
 	}
 }
@@ -122,9 +106,9 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	lines := strings.Split(string(b), "\n")
 	flags := newEnrollCmd(io.Discard, io.Discard).Flags()
 	flags.AddFlagSet(newRunCmd(io.Discard).Flags())
-	for _, key := range configKeys(t) {
+	for _, key := range configtest.Keys[Config](t) {
 		t.Run(key, func(t *testing.T) {
-			doc, ok := commentAbove(lines, key)
+			doc, ok := configtest.CommentAbove(lines, key)
 			if !ok {
 				t.Fatalf("%s does not document %q (as `%s:` or `# %s:`)", exampleConfig, key, key, key)
 			}
@@ -135,7 +119,7 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 			if f == nil {
 				t.Fatalf("no flag %s on enroll or run", key)
 			}
-			if def := flagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
+			if def := configtest.FlagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
 				t.Errorf("comment on %s does not say %q:\n%s", key, "Default: "+def, doc)
 			}
 		})
@@ -150,7 +134,7 @@ func TestExampleConfigCommentedKeysLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uncommented, n := uncomment(b, configKeys(t))
+	uncommented, n := configtest.Uncomment(b, configtest.Keys[Config](t))
 	if n == 0 {
 		t.Fatal("found no commented-out keys to try")
 	}
@@ -212,57 +196,4 @@ func TestExampleConfigCommands(t *testing.T) {
 			}
 		})
 	}
-}
-
-// commentAbove finds the line `key:` or `# key:` and returns the comment block above it.
-func commentAbove(lines []string, key string) (string, bool) {
-	re := regexp.MustCompile(`^(# )?` + regexp.QuoteMeta(key) + `:`)
-	for i, l := range lines {
-		if !re.MatchString(l) {
-			continue
-		}
-		start := i
-		for start > 0 && strings.HasPrefix(lines[start-1], "#") {
-			start--
-		}
-		return strings.Join(lines[start:i], "\n"), true
-	}
-	return "", false
-}
-
-// uncomment turns `# key: value` lines for the given keys into `key: value`.
-func uncomment(b []byte, keys []string) ([]byte, int) {
-	lines := strings.Split(string(b), "\n")
-	n := 0
-	for i, l := range lines {
-		for _, k := range keys {
-			if strings.HasPrefix(l, "# "+k+": ") {
-				lines[i] = strings.TrimPrefix(l, "# ")
-				n++
-			}
-		}
-	}
-	return []byte(strings.Join(lines, "\n")), n
-}
-
-// flagDefault is a flag's default as the example writes it ("30s", "24h" rather than
-// "24h0m0s"), or "" when it has none.
-func flagDefault(f *pflag.Flag) string {
-	switch f.Value.Type() {
-	case "duration":
-		d, _ := time.ParseDuration(f.DefValue)
-		s := d.String()
-		if strings.HasSuffix(s, "m0s") {
-			s = strings.TrimSuffix(s, "0s")
-		}
-		if strings.HasSuffix(s, "h0m") {
-			s = strings.TrimSuffix(s, "0m")
-		}
-		return s
-	case "bool":
-		if f.DefValue == "false" {
-			return ""
-		}
-	}
-	return f.DefValue
 }

@@ -6,14 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/config/configtest"
+
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 // exampleConfig is the commented pmd.yaml shipped for operators; these tests keep it true to
@@ -25,25 +25,10 @@ const exampleConfig = "../../examples/pmd.yaml"
 // file, and --force is a one-off.
 var notInFile = []string{"data-dir", "force"}
 
-// configKeys are the mapstructure keys of Config.
-func configKeys(t *testing.T) []string {
-	t.Helper()
-	var keys []string
-	rt := reflect.TypeFor[Config]()
-	for i := range rt.NumField() {
-		k := rt.Field(i).Tag.Get("mapstructure")
-		if k == "" {
-			t.Fatalf("Config.%s has no mapstructure tag", rt.Field(i).Name)
-		}
-		keys = append(keys, k)
-	}
-	return keys
-}
-
 // clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range configKeys(t) {
+	for _, k := range configtest.Keys[Config](t) {
 		t.Setenv(envName(k), "")
 	}
 	t.Setenv("PMD_MASTER_KEY", "")
@@ -129,12 +114,12 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	}
 	lines := strings.Split(string(b), "\n")
 	flags := newInitCmd(io.Discard).Flags() // the common flags, server-name and force
-	for _, key := range configKeys(t) {
+	for _, key := range configtest.Keys[Config](t) {
 		if slices.Contains(notInFile, key) {
 			continue
 		}
 		t.Run(key, func(t *testing.T) {
-			doc, ok := commentAbove(lines, key)
+			doc, ok := configtest.CommentAbove(lines, key)
 			if !ok {
 				t.Fatalf("%s does not document %q (as `%s:` or `# %s:`)", exampleConfig, key, key, key)
 			}
@@ -145,7 +130,7 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 			if f == nil {
 				t.Fatalf("no flag %s", key)
 			}
-			if def := flagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
+			if def := configtest.FlagDefault(f); def != "" && !strings.Contains(doc, "Default: "+def) {
 				t.Errorf("comment on %s does not say %q:\n%s", key, "Default: "+def, doc)
 			}
 		})
@@ -160,7 +145,7 @@ func TestExampleConfigCommentedKeysLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uncommented, n := uncomment(b, configKeys(t))
+	uncommented, n := configtest.Uncomment(b, configtest.Keys[Config](t))
 	if n == 0 {
 		t.Fatal("found no commented-out keys to try")
 	}
@@ -212,65 +197,4 @@ func TestExampleConfigInit(t *testing.T) {
 	if cfg.AgentAddr != "0.0.0.0:8443" || cfg.AdminAddr != "127.0.0.1:9443" || cfg.PublicAddr != "127.0.0.1:8080" {
 		t.Errorf("init recorded public %s, agent %s, admin %s", cfg.PublicAddr, cfg.AgentAddr, cfg.AdminAddr)
 	}
-}
-
-// commentAbove finds the line `key:` or `# key:` and returns the comment block above it.
-func commentAbove(lines []string, key string) (string, bool) {
-	re := regexp.MustCompile(`^(# )?` + regexp.QuoteMeta(key) + `:`)
-	for i, l := range lines {
-		if !re.MatchString(l) {
-			continue
-		}
-		start := i
-		for start > 0 && strings.HasPrefix(lines[start-1], "#") {
-			start--
-		}
-		return strings.Join(lines[start:i], "\n"), true
-	}
-	return "", false
-}
-
-// uncomment turns `# key: value` lines for the given keys into `key: value`.
-func uncomment(b []byte, keys []string) ([]byte, int) {
-	lines := strings.Split(string(b), "\n")
-	n := 0
-	for i, l := range lines {
-		for _, k := range keys {
-			if strings.HasPrefix(l, "# "+k+": ") {
-				lines[i] = strings.TrimPrefix(l, "# ")
-				n++
-			}
-		}
-	}
-	return []byte(strings.Join(lines, "\n")), n
-}
-
-// flagDefault is a flag's default as the example writes it ("24h", not "24h0m0s"), or "" when
-// it has none.
-func flagDefault(f *pflag.Flag) string {
-	switch f.Value.Type() {
-	case "duration":
-		d, _ := time.ParseDuration(f.DefValue)
-		return shortDuration(d)
-	case "stringSlice":
-		if f.DefValue == "[]" {
-			return ""
-		}
-	case "bool":
-		if f.DefValue == "false" {
-			return ""
-		}
-	}
-	return f.DefValue
-}
-
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
