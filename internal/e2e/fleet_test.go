@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/pmd"
+	"github.com/pocketmolt/pocketmolt/internal/store/storetest"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -202,4 +203,37 @@ func TestRenewalKeepsTheSession(t *testing.T) {
 	a.cut()
 	eventually(t, 10*time.Second, "reconnect", func() bool { return sessionCount(a) > conns })
 	p.waitStatus("edge-1", wire.HostOnline)
+}
+
+// The same fleet on PostgreSQL, the production store.
+func TestFleetOnPostgres(t *testing.T) {
+	pg := storetest.PostgresURL(t)
+	p := startPMD(t, func(c *pmd.Config) { c.Database = pg })
+	a1 := p.enroll("edge-1")
+	p.enroll("edge-2")
+	p.waitStatus("edge-1", wire.HostOnline)
+	p.waitStatus("edge-2", wire.HostOnline)
+
+	b, err := p.admin().CreateBot(t.Context(), botRequest("alice", "edge-2"))
+	if err != nil || b.HostName != "edge-2" {
+		t.Fatalf("create bot on postgres: %+v, %v", b, err)
+	}
+	if _, err := p.admin().RevokeHost(t.Context(), "edge-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "edge-1's session gone", func() bool {
+		_, err := p.D.Fleet.Client(a1.hostID())
+		return err != nil
+	})
+	p.restart()
+	p.waitStatus("edge-2", wire.HostOnline)
+	if got := p.status("edge-1"); got != wire.HostRevoked {
+		t.Fatalf("edge-1 after restart = %s", got)
+	}
+	if _, err := p.admin().GetBot(t.Context(), "alice"); err != nil {
+		t.Fatalf("bot lost across a restart: %v", err)
+	}
+	if _, err := p.admin().DeleteBot(t.Context(), "alice", true); err != nil {
+		t.Fatal(err)
+	}
 }

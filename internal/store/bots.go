@@ -52,6 +52,9 @@ func (s *Store) CreateBot(ctx context.Context, b Bot) error {
 	_, err := s.exec(ctx, `INSERT INTO bots (`+botCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Name, b.HostID, b.Spec, b.Secrets, b.SpecVersion, b.Desired, b.Purge,
 		nullBytes(b.Observed), b.ObservedAt, b.CreatedAt, b.UpdatedAt)
+	if isForeignKey(err) {
+		return fmt.Errorf("create bot %s: host %s: %w", b.Name, b.HostID, ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("create bot %s: %w", b.Name, dbErr(err))
 	}

@@ -1,12 +1,8 @@
 package store
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/store/storetest"
 )
 
 // A backend makes a URL for a fresh, empty database per test.
@@ -33,40 +31,8 @@ func sqliteURL(t *testing.T) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "pm.db")
 }
 
-// postgresURL creates a database named pm_test_<random> on the server in
-// PM_TEST_POSTGRES_URL and drops it when the test ends.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("PM_TEST_POSTGRES_URL")
-	if admin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PM_TEST_POSTGRES_URL is not set; CI must run the PostgreSQL tests")
-		}
-		t.Skip("PM_TEST_POSTGRES_URL is not set")
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("parse PM_TEST_POSTGRES_URL: %v", err)
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	name := "pm_test_" + rand.Text()[:12]
-	name = strings.ToLower(name)
-	if _, err := db.ExecContext(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context is already cancelled during cleanup.
-		if _, err := db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
-	return u.String()
-}
+// postgresURL is a fresh PostgreSQL database for one test.
+func postgresURL(t *testing.T) string { return storetest.PostgresURL(t) }
 
 func openURL(t *testing.T, rawURL string) *Store {
 	t.Helper()
@@ -172,6 +138,71 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		list, err := s.ListHosts(ctx)
 		mustOK(t, err)
 		mustEqual(t, "ListHosts", list, []Host{bare, full})
+	})
+
+	t.Run("bots", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		mustOK(t, s.CreateHost(ctx, host("h1")))
+		mustOK(t, s.CreateHost(ctx, host("h2")))
+		b := Bot{
+			ID: "b1", Name: "alice", HostID: "h1", Spec: []byte(`{"image":"x"}`), Secrets: "v1:k1:sealed",
+			SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0),
+		}
+		mustOK(t, s.CreateBot(ctx, b))
+		got, err := s.GetBot(ctx, "b1")
+		mustOK(t, err)
+		mustEqual(t, "GetBot", got, b)
+		got, err = s.GetBotByName(ctx, "alice")
+		mustOK(t, err)
+		mustEqual(t, "GetBotByName", got, b)
+
+		dup := b
+		dup.ID = "b2"
+		if err := s.CreateBot(ctx, dup); !errors.Is(err, ErrConflict) {
+			t.Fatalf("duplicate name: %v, want ErrConflict", err)
+		}
+		orphan := b
+		orphan.ID, orphan.Name, orphan.HostID = "b3", "bob", "nowhere"
+		if err := s.CreateBot(ctx, orphan); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown host: %v, want ErrNotFound", err)
+		}
+		bad := b
+		bad.ID, bad.Name, bad.Desired = "b4", "carol", "paused"
+		if err := s.CreateBot(ctx, bad); err == nil {
+			t.Fatal("a desired state outside running/stopped/deleted was accepted")
+		}
+
+		mustOK(t, s.SetBotDesired(ctx, "b1", DesiredDeleted, true, ts(time.Minute)))
+		mustOK(t, s.SetBotObserved(ctx, "b1", []byte(`{"status":"running"}`), ts(2*time.Minute)))
+		got, err = s.GetBot(ctx, "b1")
+		mustOK(t, err)
+		if got.Desired != DesiredDeleted || !got.Purge || string(got.Observed) != `{"status":"running"}` ||
+			!got.UpdatedAt.Equal(ts(time.Minute)) || got.ObservedAt == nil || !got.ObservedAt.Equal(ts(2*time.Minute)) {
+			t.Fatalf("after updates: %+v", got)
+		}
+		onH1, err := s.ListBotsByHost(ctx, "h1")
+		mustOK(t, err)
+		onH2, err := s.ListBotsByHost(ctx, "h2")
+		mustOK(t, err)
+		if len(onH1) != 1 || len(onH2) != 0 {
+			t.Fatalf("by host: %d on h1, %d on h2", len(onH1), len(onH2))
+		}
+		if err := s.DeleteHost(ctx, "h1"); err == nil {
+			t.Fatal("a host with bots was deleted")
+		}
+		mustOK(t, s.DeleteBot(ctx, "b1"))
+		if err := s.DeleteBot(ctx, "b1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second delete: %v, want ErrNotFound", err)
+		}
+		if err := s.SetBotDesired(ctx, "b1", DesiredRunning, false, ts(0)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("desired of a deleted bot: %v, want ErrNotFound", err)
+		}
+		all, err := s.ListBots(ctx)
+		mustOK(t, err)
+		if len(all) != 0 {
+			t.Fatalf("bots left: %d", len(all))
+		}
+		mustOK(t, s.DeleteHost(ctx, "h1"))
 	})
 
 	t.Run("hosts errors", func(t *testing.T) {
