@@ -55,6 +55,8 @@ type Service struct {
 	log   *slog.Logger
 
 	hostLocks sync.Map // host id → *sync.Mutex: one sync at a time per host
+	gens      sync.Map // host id → *atomic.Uint64, bumped whenever its bots change
+	reports   sync.Map // host id → report last recorded
 	wg        sync.WaitGroup
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
@@ -16,6 +17,7 @@ import (
 // Kick sends a host its desired set in the background, after any sync already running for
 // it, so the host always ends with the newest set.
 func (s *Service) Kick(hostID string) {
+	s.changed(hostID)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -125,6 +127,45 @@ func (s *Service) botSpec(b store.Bot) (wire.BotSpec, error) {
 // Observe records what a host reports about its bots. When complete, the report lists every
 // bot the host runs, so a deleted bot missing from it is gone and its record goes too.
 func (s *Service) Observe(ctx context.Context, hostID string, states []wire.BotState, complete bool) error {
+	// A host repeats the same report heartbeat after heartbeat; when neither it nor the
+	// host's bots changed since the last one recorded, there is nothing to do.
+	raw, _ := json.Marshal(states)
+	memo := report{raw: raw, complete: complete, gen: s.generation(hostID)}
+	if last, ok := s.reports.Load(hostID); ok && last.(report).same(memo) {
+		return nil
+	}
+	if err := s.observe(ctx, hostID, states, complete); err != nil {
+		return err
+	}
+	s.reports.Store(hostID, memo)
+	return nil
+}
+
+// report is the last report from a host that was recorded, and the host's generation then.
+type report struct {
+	raw      []byte
+	complete bool
+	gen      uint64
+}
+
+func (r report) same(o report) bool {
+	return r.complete == o.complete && r.gen == o.gen && bytes.Equal(r.raw, o.raw)
+}
+
+// changed marks that a host's bots changed, so its next report is recorded in full.
+func (s *Service) changed(hostID string) {
+	g, _ := s.gens.LoadOrStore(hostID, new(atomic.Uint64))
+	g.(*atomic.Uint64).Add(1)
+}
+
+func (s *Service) generation(hostID string) uint64 {
+	if g, ok := s.gens.Load(hostID); ok {
+		return g.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+func (s *Service) observe(ctx context.Context, hostID string, states []wire.BotState, complete bool) error {
 	bs, err := s.store.ListBotsByHost(ctx, hostID)
 	if err != nil {
 		return err

@@ -79,9 +79,15 @@ type conn struct {
 	notAfter time.Time
 	since    time.Time
 
-	mu       sync.Mutex
-	lastBeat time.Time
+	mu        sync.Mutex
+	lastBeat  time.Time
+	facts     []byte    // as last written to the store
+	persisted time.Time // when last_seen_at was last written
 }
+
+// persistEvery is how stale a connected host's stored last_seen_at may get; its liveness is
+// judged from memory.
+const persistEvery = time.Minute
 
 // New returns a Fleet over a store and a CA.
 func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {

@@ -128,6 +128,15 @@ func (f *Fleet) toWire(ctx context.Context, h store.Host) wire.Host {
 		EnrolledAt: h.EnrolledAt, LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt,
 		CertSerial: h.CertSerial, Connected: f.session(h.ID) != nil, Draining: h.Draining,
 	}
+	if c := f.session(h.ID); c != nil {
+		c.mu.Lock()
+		last := c.lastBeat
+		c.mu.Unlock()
+		if !last.IsZero() && (w.LastSeenAt == nil || last.After(*w.LastSeenAt)) {
+			last = last.UTC()
+			w.LastSeenAt = &last
+		}
+	}
 	if len(h.Facts) > 0 {
 		var facts wire.HostFacts
 		if json.Unmarshal(h.Facts, &facts) == nil {

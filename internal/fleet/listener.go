@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -172,11 +173,21 @@ func DecodeHeartbeat(w http.ResponseWriter, r *http.Request) (wire.Heartbeat, er
 func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, hb wire.Heartbeat) error {
 	facts, _ := json.Marshal(hb.Facts)
 	now := f.cfg.Now()
-	if err := f.store.RecordHeartbeat(ctx, c.hostID, now.UTC(), facts); err != nil {
-		return fmt.Errorf("record heartbeat: %w", err)
+	// Liveness lives in memory; the database gets the facts when they change and last_seen
+	// at most every persistEvery, which keeps a large fleet's heartbeats off the disk.
+	c.mu.Lock()
+	write := !bytes.Equal(facts, c.facts) || now.Sub(c.persisted) >= persistEvery
+	c.mu.Unlock()
+	if write {
+		if err := f.store.RecordHeartbeat(ctx, c.hostID, now.UTC(), facts); err != nil {
+			return fmt.Errorf("record heartbeat: %w", err)
+		}
 	}
 	c.mu.Lock()
 	c.lastBeat = now
+	if write {
+		c.facts, c.persisted = facts, now
+	}
 	c.mu.Unlock()
 	if f.observer != nil {
 		if err := f.observer.Observe(ctx, c.hostID, hb.Bots, hb.Observed); err != nil {

@@ -1,0 +1,53 @@
+package bots
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidImage(t *testing.T) {
+	digest := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		ref  string
+		ok   bool
+		want string
+	}{
+		{"ghcr.io/openclaw/openclaw:2026.9.6", true, ""},
+		{"openclaw/openclaw", true, ""},
+		{"pocketmolt/standin-gateway:dev", true, ""},
+		{"localhost:5000/team/bot:v1", true, ""},
+		{"ghcr.io/openclaw/openclaw@sha256:" + digest, true, ""},
+		{"ghcr.io/openclaw/openclaw:2026.9.6@sha256:" + digest, true, ""},
+		{"pocketmolt/standin-gateway@sha256:zzz", false, "digest"},
+		{"x@sha256:" + digest[:10], false, "digest"},
+		{"x@md5:" + digest, false, "digest"},
+		{"UPPER/case", false, "not a valid reference"},
+		{"", false, "not a valid reference"},
+		{"a b", false, "not a valid reference"},
+		{"name:tag:extra", false, "not a valid reference"},
+		{strings.Repeat("a", 600), false, "not a valid reference"},
+	} {
+		err := ValidImage(tc.ref)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ValidImage(%q) = %v, want ok=%t mentioning %q", tc.ref, err, tc.ok, tc.want)
+		}
+	}
+}
+
+func TestReportSame(t *testing.T) {
+	a := report{raw: []byte(`[{"id":"b1"}]`), complete: true, gen: 3}
+	for _, tc := range []struct {
+		name string
+		b    report
+		same bool
+	}{
+		{"identical", report{raw: []byte(`[{"id":"b1"}]`), complete: true, gen: 3}, true},
+		{"bots changed since", report{raw: a.raw, complete: true, gen: 4}, false},
+		{"different states", report{raw: []byte(`[]`), complete: true, gen: 3}, false},
+		{"no longer complete", report{raw: a.raw, complete: false, gen: 3}, false},
+	} {
+		if got := a.same(tc.b); got != tc.same {
+			t.Errorf("%s: same = %t", tc.name, got)
+		}
+	}
+}
