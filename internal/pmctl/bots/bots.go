@@ -14,7 +14,6 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
-	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -50,49 +49,16 @@ create, stop, start, restart and delete return at once; watch the result with
 
 // completeBots offers bot names for the first argument.
 func completeBots(f *cmdutil.Factory) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := f.APIClient()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		bots, err := c.ListBots(cmd.Context())
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		out := make([]cobra.Completion, 0, len(bots))
-		for _, b := range bots {
-			out = append(out, cobra.CompletionWithDesc(b.Name, b.Status))
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	return cmdutil.CompleteNames(f, (*apiclient.Client).ListBots, func(b wire.Bot) (string, string) { return b.Name, b.Status })
 }
 
 // ActionOptions are the inputs of the verbs that change a bot's desired state: stop, start
 // and restart.
-type ActionOptions struct {
-	IO        *iostreams.IOStreams
-	APIClient func() (*apiclient.Client, error)
-	Format    output.Format
-	Ref       string
-}
+type ActionOptions = cmdutil.RefOptions
 
 // newCmdAction builds stop, start or restart; only the wording and the call differ.
-func newCmdAction(f *cmdutil.Factory, cmd *cobra.Command, run func(context.Context, *ActionOptions) error, runF func(context.Context, *ActionOptions) error) *cobra.Command {
-	opts := &ActionOptions{IO: f.IOStreams, APIClient: f.APIClient}
-	cmd.Args = cmdutil.ExactArgs(1, "missing bot name or id")
-	cmd.ValidArgsFunction = completeBots(f)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		opts.Ref = args[0]
-		if runF != nil {
-			return runF(cmd.Context(), opts)
-		}
-		return run(cmd.Context(), opts)
-	}
-	cmdutil.AddFormatFlag(cmd, &opts.Format)
-	return cmd
+func newCmdAction(f *cmdutil.Factory, cmd *cobra.Command, run, runF func(context.Context, *ActionOptions) error) *cobra.Command {
+	return cmdutil.NewRefCmd(f, cmd, "missing bot name or id", completeBots(f), run, runF)
 }
 
 // actionRun calls do and reports the bot it returns: on stderr for a table, on stdout as

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/output"
 
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
@@ -41,24 +42,7 @@ then run the printed "pmagent enroll" command on the machine.`,
 
 // completeHosts offers host names for the first argument.
 func completeHosts(f *cmdutil.Factory) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := f.APIClient()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		hosts, err := c.ListHosts(cmd.Context())
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		out := make([]cobra.Completion, 0, len(hosts))
-		for _, h := range hosts {
-			out = append(out, cobra.CompletionWithDesc(h.Name, h.Status))
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
+	return cmdutil.CompleteNames(f, (*apiclient.Client).ListHosts, func(h wire.Host) (string, string) { return h.Name, h.Status })
 }
 
 // orDash shows an empty cell as "-" on a terminal and leaves it empty for scripts.

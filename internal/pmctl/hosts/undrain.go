@@ -9,17 +9,11 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
-	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // DrainOptions are the inputs of `hosts drain` and `hosts undrain`.
-type DrainOptions struct {
-	IO        *iostreams.IOStreams
-	APIClient func() (*apiclient.Client, error)
-	Format    output.Format
-	Ref       string
-}
+type DrainOptions = cmdutil.RefOptions
 
 // NewCmdUndrain returns `hosts undrain`.
 func NewCmdUndrain(f *cmdutil.Factory, runF func(context.Context, *DrainOptions) error) *cobra.Command {
@@ -37,18 +31,7 @@ func undrainRun(ctx context.Context, opts *DrainOptions) error {
 
 // newCmdDrain completes drain or undrain; only the wording and the call differ.
 func newCmdDrain(f *cmdutil.Factory, cmd *cobra.Command, run, runF func(context.Context, *DrainOptions) error) *cobra.Command {
-	opts := &DrainOptions{IO: f.IOStreams, APIClient: f.APIClient}
-	cmd.Args = cmdutil.ExactArgs(1, "missing host name or id")
-	cmd.ValidArgsFunction = completeHosts(f)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		opts.Ref = args[0]
-		if runF != nil {
-			return runF(cmd.Context(), opts)
-		}
-		return run(cmd.Context(), opts)
-	}
-	cmdutil.AddFormatFlag(cmd, &opts.Format)
-	return cmd
+	return cmdutil.NewRefCmd(f, cmd, "missing host name or id", completeHosts(f), run, runF)
 }
 
 // drainCall calls do and reports the host it returns: a line on stderr for a table, the host
