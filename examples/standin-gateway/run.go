@@ -158,11 +158,22 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		onListen(ln.Addr())
 	}
 
-	startTimer := time.AfterFunc(delay, func() {
-		gw.markStarted()
-		log.Info("gateway started")
-	})
-	defer startTimer.Stop()
+	// Startup finishes after the delay unless run is stopping; run waits for it so nothing
+	// logs after run returns.
+	startCtx, stopStart := context.WithCancel(ctx)
+	startDone := make(chan struct{})
+	go func() {
+		defer close(startDone)
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+			gw.markStarted()
+			log.Info("gateway started")
+		case <-startCtx.Done():
+		}
+	}()
+	defer func() { stopStart(); <-startDone }()
 
 	select {
 	case err := <-serveErr:
