@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -75,6 +76,9 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 	for _, k := range keys {
 		if !validID(k.ID) {
 			return nil, fmt.Errorf("secret: key id %q: use 1-32 letters, digits, '-' or '_'", k.ID)
+		}
+		if _, dup := r.keys[k.ID]; dup {
+			return nil, fmt.Errorf("secret: key id %q appears twice", k.ID)
 		}
 		block, err := aes.NewCipher(k.key[:])
 		if err != nil {
@@ -177,6 +181,9 @@ func ParseKeys(text string) ([]Key, error) {
 		}
 		if !validID(f[0]) {
 			return nil, fmt.Errorf("line %d: key id must be 1-32 letters, digits, '-' or '_'", i+1)
+		}
+		if slices.ContainsFunc(keys, func(k Key) bool { return k.ID == f[0] }) {
+			return nil, fmt.Errorf("line %d: key id %q appears twice; give each key its own id", i+1, f[0])
 		}
 		k := Key{ID: f[0]}
 		copy(k.key[:], raw)
