@@ -213,11 +213,11 @@ func (m *Bots) event(e runtime.Event) {
 	var action, detail string
 	switch e.Action {
 	case "die":
-		action, detail = "died", "exit code "+strconv.Itoa(e.ExitCode)
+		action, detail = wire.EventDied, "exit code "+strconv.Itoa(e.ExitCode)
 	case "oom":
-		action = "oom-killed"
+		action = wire.EventOOMKilled
 	case "destroy":
-		action = "removed"
+		action = wire.EventRemoved
 	default:
 		return
 	}
@@ -279,7 +279,7 @@ func (m *Bots) step(ctx context.Context) {
 		if before.Status != after.Status || before.Health != after.Health || before.ContainerID != after.ContainerID || before.LastError != after.LastError {
 			changed = append(changed, after)
 			if before.Status != after.Status || before.Health != after.Health {
-				evs = append(evs, wire.BotEvent{BotID: id, Action: "status", Detail: describeChange(before, after), Time: m.now()})
+				evs = append(evs, wire.BotEvent{BotID: id, Action: wire.EventStatus, Detail: describeChange(before, after), Time: m.now()})
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/metrics"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
@@ -40,6 +41,8 @@ type Config struct {
 	AgentAddress string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts requests, sessions and bot events; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Observer is told when a host connects and what it reports about its bots. The bots

@@ -70,7 +70,7 @@ func (f *Fleet) Hosts(ctx context.Context) ([]wire.Host, error) {
 	}
 	out := make([]wire.Host, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, f.toWire(ctx, h))
+		out = append(out, f.toWire(h))
 	}
 	return out, nil
 }
@@ -81,7 +81,7 @@ func (f *Fleet) Host(ctx context.Context, ref string) (wire.Host, error) {
 	if err != nil {
 		return wire.Host{}, err
 	}
-	return f.toWire(ctx, h), nil
+	return f.toWire(h), nil
 }
 
 func (f *Fleet) lookup(ctx context.Context, st *store.Store, ref string) (store.Host, error) {
@@ -122,7 +122,7 @@ func (f *Fleet) Reachable(hostID string) bool {
 	return f.cfg.Now().Sub(last) <= missedBeats*f.cfg.HeartbeatInterval
 }
 
-func (f *Fleet) toWire(ctx context.Context, h store.Host) wire.Host {
+func (f *Fleet) toWire(h store.Host) wire.Host {
 	w := wire.Host{
 		ID: h.ID, Name: h.Name, Status: f.Status(h), CreatedAt: h.CreatedAt,
 		EnrolledAt: h.EnrolledAt, LastSeenAt: h.LastSeenAt, RevokedAt: h.RevokedAt,
@@ -143,12 +143,7 @@ func (f *Fleet) toWire(ctx context.Context, h store.Host) wire.Host {
 			w.Facts = &facts
 		}
 	}
-	if h.CertSerial != "" {
-		if c, err := f.store.GetCert(ctx, h.CertSerial); err == nil {
-			na := c.NotAfter
-			w.CertExpiresAt = &na
-		}
-	}
+	w.CertExpiresAt = h.CertExpiresAt
 	return w
 }
 

@@ -48,7 +48,7 @@ func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate
 	mux.Handle("POST /v1/enroll", httpapi.Handle(f.log, f.enroll))
 	mux.Handle("/", httpapi.NotFound(f.log))
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           f.cfg.Metrics.HTTP("agent", mux),
 		TLSConfig:         cfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -105,6 +105,8 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		log.Error("record session", "error", err.Error())
 	}
 	log.Info("agent connected")
+	f.cfg.Metrics.SessionOpened()
+	defer f.cfg.Metrics.SessionClosed()
 	if f.observer != nil {
 		f.observer.Connected(hostID)
 	}
@@ -140,6 +142,7 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 		}
 		for _, e := range ev.Events {
 			log.Info("bot event", "bot_id", e.BotID, "action", e.Action, "detail", e.Detail)
+			f.cfg.Metrics.BotEvent(e.Action)
 		}
 		if f.observer != nil {
 			if err := f.observer.Observe(r.Context(), c.hostID, ev.Bots, false); err != nil {
@@ -157,7 +160,7 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 		return f.renew(r.Context(), w, c, rr)
 	}))
 	mux.Handle("/", httpapi.NotFound(log))
-	return mux
+	return f.cfg.Metrics.HTTP("tunnel", mux)
 }
 
 // DecodeHeartbeat reads and checks a heartbeat body: at most wire.MaxHeartbeatBytes of JSON

@@ -20,9 +20,16 @@ type Host struct {
 	Facts      []byte // JSON blob of the agent's facts, nil when none
 	SessionID  string // "" when no tunnel session is open
 	CertSerial string // newest certificate issued to the host, "" if none
+	// CertExpiresAt is that certificate's end, read with the host; CreateHost ignores it.
+	CertExpiresAt *time.Time
 }
 
 const hostCols = `id, name, created_at, enrolled_at, last_seen_at, revoked_at, draining, facts, session_id, cert_serial`
+
+// selectHosts reads hosts with their newest certificate's end in one query.
+const selectHosts = `SELECT h.id, h.name, h.created_at, h.enrolled_at, h.last_seen_at, h.revoked_at, h.draining,
+	h.facts, h.session_id, h.cert_serial, c.not_after
+	FROM hosts h LEFT JOIN certificates c ON c.serial = h.cert_serial`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -33,7 +40,8 @@ func scanHost(r rowScanner) (Host, error) {
 		facts            []byte
 	)
 	err := r.Scan(&h.ID, &h.Name, timeCol{&h.CreatedAt}, nullTimeCol{&h.EnrolledAt},
-		nullTimeCol{&h.LastSeenAt}, nullTimeCol{&h.RevokedAt}, &h.Draining, &facts, &session, &certSer)
+		nullTimeCol{&h.LastSeenAt}, nullTimeCol{&h.RevokedAt}, &h.Draining, &facts, &session, &certSer,
+		nullTimeCol{&h.CertExpiresAt})
 	if err != nil {
 		return Host{}, err
 	}
@@ -57,7 +65,7 @@ func (s *Store) CreateHost(ctx context.Context, h Host) error {
 
 // GetHost returns the host with the given ID, or ErrNotFound.
 func (s *Store) GetHost(ctx context.Context, id string) (Host, error) {
-	h, err := scanHost(s.queryRow(ctx, `SELECT `+hostCols+` FROM hosts WHERE id = ?`, id))
+	h, err := scanHost(s.queryRow(ctx, selectHosts+` WHERE h.id = ?`, id))
 	if err != nil {
 		return Host{}, fmt.Errorf("get host %s: %w", id, dbErr(err))
 	}
@@ -66,7 +74,7 @@ func (s *Store) GetHost(ctx context.Context, id string) (Host, error) {
 
 // GetHostByName returns the host with the given name, or ErrNotFound.
 func (s *Store) GetHostByName(ctx context.Context, name string) (Host, error) {
-	h, err := scanHost(s.queryRow(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+	h, err := scanHost(s.queryRow(ctx, selectHosts+` WHERE h.name = ?`, name))
 	if err != nil {
 		return Host{}, fmt.Errorf("get host by name %s: %w", name, dbErr(err))
 	}
@@ -75,7 +83,7 @@ func (s *Store) GetHostByName(ctx context.Context, name string) (Host, error) {
 
 // ListHosts returns all hosts ordered by name.
 func (s *Store) ListHosts(ctx context.Context) ([]Host, error) {
-	rows, err := s.query(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+	rows, err := s.query(ctx, selectHosts+` ORDER BY h.name`)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", dbErr(err))
 	}

@@ -408,6 +408,10 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		mustOK(t, err)
 		mustEqual(t, "enrolled_at", h.EnrolledAt, &now)
 		mustEqual(t, "cert_serial", h.CertSerial, "01")
+		mustEqual(t, "cert_expires_at", h.CertExpiresAt, &c.NotAfter)
+		hs, err := s.ListHosts(ctx)
+		mustOK(t, err)
+		mustEqual(t, "listed cert_expires_at", hs[0].CertExpiresAt, &c.NotAfter)
 		got, err := s.GetCert(ctx, "01")
 		mustOK(t, err)
 		c.HostID = "h1"

@@ -174,6 +174,24 @@ type BotEvent struct {
 	Time   time.Time `json:"time"`
 }
 
+// BotEvent actions.
+const (
+	EventDied      = "died"
+	EventOOMKilled = "oom-killed"
+	EventRemoved   = "removed"
+	// EventStatus is a change of status or health; Detail says from what to what.
+	EventStatus = "status"
+)
+
+// KnownEvent reports whether action is one of the BotEvent actions above.
+func KnownEvent(action string) bool {
+	switch action {
+	case EventDied, EventOOMKilled, EventRemoved, EventStatus:
+		return true
+	}
+	return false
+}
+
 // Events is the body of POST /v1/events: events plus the states they changed.
 type Events struct {
 	Events []BotEvent `json:"events"`
