@@ -9,10 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -24,8 +27,10 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // RequestIDHeader carries a request's id; one is made when the caller sends none.
 const RequestIDHeader = "X-Request-Id"
 
-// Handle adapts h: an *wire.Error is sent as is (a 4xx is logged at debug level, a 5xx at
-// error), any other error is logged and sent as 500 internal with no detail.
+// Handle adapts h: an *wire.Error is sent as is (a 4xx is logged at info level, a 5xx at
+// error), any other error is logged and sent as 500 internal with no detail. A panic in h is
+// one too: logged with its stack (its value only when it is a runtime error, since a value
+// may have been formatted from a secret) and answered 500 if nothing was written yet.
 func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
@@ -33,6 +38,22 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, id)
+		defer func() {
+			v := recover()
+			if v == nil || v == http.ErrAbortHandler {
+				if v != nil {
+					panic(v) // net/http's own way to abort a response
+				}
+				return
+			}
+			what := fmt.Sprintf("%T", v)
+			if re, ok := v.(runtime.Error); ok {
+				what = re.Error()
+			}
+			log.Error("handler panicked", "request_id", id, "method", r.Method, "path", r.URL.Path,
+				"panic", what, "stack", string(debug.Stack()))
+			wire.WriteError(w, &wire.Error{Code: wire.CodeInternal, Message: "internal error (request " + id + ")"})
+		}()
 		err := h(w, r)
 		if err == nil {
 			return
@@ -93,11 +114,14 @@ func newRequestID() string {
 }
 
 // Serve runs srv on ln until ctx ends, then shuts it down, giving in-flight requests five
-// seconds. TLS is used when srv.TLSConfig is set. Stopping is not an error.
+// seconds; it returns once they have finished or the five seconds are up. TLS is used when
+// srv.TLSConfig is set. Stopping is not an error.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	done := make(chan struct{})
-	defer close(done)
+	stopped := make(chan struct{})
+	defer func() { close(done); <-stopped }() // srv.Serve returns as Shutdown starts; wait for it
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 		case <-done:

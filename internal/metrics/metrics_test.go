@@ -24,7 +24,7 @@ func TestHTTPLabelsByRoute(t *testing.T) {
 	mux.HandleFunc("POST /v1/bots", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusConflict) })
 	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "line\n")
-		w.(http.Flusher).Flush() // streams keep working through the wrapper
+		w.(http.Flusher).Flush()         // streams keep working through the wrapper
 		w.WriteHeader(http.StatusTeapot) // too late: the status stays 200
 	})
 	srv := httptest.NewServer(m.HTTP("admin", mux))

@@ -118,7 +118,8 @@ func (s *Session) open(ctx context.Context) (net.Conn, error) {
 func (s *Session) HTTPClient() *http.Client { return s.client }
 
 // Serve answers the peer's requests with h until the session closes. It returns nil when the
-// session ended because either side closed it.
+// session ended because either side closed it, and an error when the peer sent bytes that are
+// not yamux frames.
 func (s *Session) Serve(h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
@@ -126,6 +127,10 @@ func (s *Session) Serve(h http.Handler, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	err := srv.Serve(s.mux)
+	// A peer that sends something other than yamux frames did not close the session.
+	if errors.Is(err, yamux.ErrInvalidVersion) || errors.Is(err, yamux.ErrInvalidMsgType) {
+		return fmt.Errorf("tunnel protocol: %w", err)
+	}
 	if s.mux.IsClosed() || errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) {
 		return nil
 	}

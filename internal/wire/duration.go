@@ -14,8 +14,12 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON implements json.Unmarshaler; it accepts "10s" or a number of nanoseconds.
+// UnmarshalJSON implements json.Unmarshaler; it accepts "10s" or a number of nanoseconds,
+// and null as no value (d is left as it is, as encoding/json does for other types).
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var n int64
