@@ -93,19 +93,20 @@ type secrets struct {
 	GatewayToken  string `json:"gateway_token"`
 }
 
-func secretsAD(botID string) string { return "bots/" + botID + "/secrets" }
+// SecretsAD is the associated data that binds a bot's sealed secrets to its row.
+func SecretsAD(botID string) string { return "bots/" + botID + "/secrets" }
 
 func (s *Service) seal(botID string, sec secrets) (string, error) {
 	b, err := json.Marshal(sec)
 	if err != nil {
 		return "", err
 	}
-	return s.keys.Seal(b, secretsAD(botID))
+	return s.keys.Seal(b, SecretsAD(botID))
 }
 
 func (s *Service) open(b store.Bot) (secrets, error) {
 	var sec secrets
-	pt, err := s.keys.Open(b.Secrets, secretsAD(b.ID))
+	pt, err := s.keys.Open(b.Secrets, SecretsAD(b.ID))
 	if err != nil {
 		return sec, fmt.Errorf("open secrets of bot %s: %w", b.ID, err)
 	}

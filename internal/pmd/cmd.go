@@ -36,15 +36,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // NewCommand builds pmd's command tree.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "pmd",
-		Short:         "PocketMolt control daemon",
-		Long:          "pmd owns the database, the CA, the fleet of hosts and the admin API.",
+		Use:   "pmd",
+		Short: "PocketMolt control daemon",
+		Long: `pmd owns the database, the CA, the fleet of hosts and the admin API.
+
+One pmd at a time uses a data dir: serve, dev, init and rotate-key hold an exclusive
+lock on <data-dir>/pmd.lock while they run, and refuse a data dir that another holds.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newInitCmd(stdout), newServeCmd(stderr), newDevCmd(stdout, stderr), newVersionCmd(stdout))
+	root.AddCommand(newInitCmd(stdout), newServeCmd(stderr), newDevCmd(stdout, stderr), newRotateKeyCmd(stdout), newVersionCmd(stdout))
 	return root
 }
 

@@ -41,7 +41,9 @@ type Daemon struct {
 	closeAll func()
 }
 
-// Open loads an initialised installation and binds its listeners; Run serves them.
+// Open loads an initialised installation and binds its listeners; Run serves them. The
+// daemon holds the data dir's lock (see LockFile) from Open until Run returns, so Open refuses
+// a data dir that another pmd is using.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -49,17 +51,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	kr, err := secret.LoadKeyring(cfg.KeyFile(), os.Getenv("PMD_MASTER_KEY"))
 	if err != nil {
+		lock.release()
 		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.DatabaseURL())
 	if err != nil {
+		lock.release()
 		return nil, err
 	}
-	var closers []func()
 	d = &Daemon{Store: st, cfg: cfg, log: log}
-	closers = append(closers, func() { st.Close() })
+	closers := []func(){lock.release, func() { st.Close() }}
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()

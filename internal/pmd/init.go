@@ -36,7 +36,8 @@ func Initialised(dir string) (bool, string) {
 // Init creates a pmd installation in cfg.DataDir: master key, database, root and intermediate
 // CA, server certificate, a first admin certificate in pmctl.yaml, and pmd.yaml recording the
 // addresses. It refuses an initialised data dir unless cfg.Force, so a CA is never replaced by
-// accident; on any failure it removes what it made. Progress goes to out.
+// accident, and a data dir another pmd is using; on any failure it removes what it made.
+// Progress goes to out.
 func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -46,9 +47,6 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	cfg.DataDir = dir
-	if ok, file := Initialised(dir); ok && !cfg.Force {
-		return fmt.Errorf("data dir %s is already initialised (%s exists); refusing to replace its CA — use --force to start over, after which every host must enroll again", dir, file)
-	}
 	_, statErr := os.Stat(dir)
 	madeDir := os.IsNotExist(statErr)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -67,6 +65,14 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			os.Remove(f)
 		}
 	}()
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	if ok, file := Initialised(dir); ok && !cfg.Force {
+		return fmt.Errorf("data dir %s is already initialised (%s exists); refusing to replace its CA — use --force to start over, after which every host must enroll again", dir, file)
+	}
 	if cfg.Force {
 		fmt.Fprintf(out, "warning: --force: replacing the installation in %s; every host must enroll again\n", dir)
 		for _, f := range []string{ConfigFile, CtlConfigFile, MasterKeyFile, DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm"} {

@@ -17,8 +17,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Secret is a string that prints and logs as [redacted].
@@ -202,16 +205,9 @@ func LoadKeyring(path, env string) (*Keyring, error) {
 	src := "PMD_MASTER_KEY"
 	if text == "" {
 		src = path
-		fi, err := os.Stat(path)
+		b, err := ReadKeyFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("master key: %w", err)
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("master key %s: mode %o is open to others; chmod 600 it", path, fi.Mode().Perm())
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("master key: %w", err)
+			return nil, err
 		}
 		text = string(b)
 	}
@@ -220,4 +216,96 @@ func LoadKeyring(path, env string) (*Keyring, error) {
 		return nil, fmt.Errorf("master key %s is corrupt: %w", src, err)
 	}
 	return NewKeyring(keys...)
+}
+
+// ReadKeyFile returns the bytes of the master key file at path, refusing a file that group
+// or others may read.
+func ReadKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("master key %s: mode %o is open to others; chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return b, nil
+}
+
+// WriteKeyFile replaces the master key file at path with data, atomically: data goes to a
+// new file (mode 0600, the old file's owner and group) in the same directory, is synced, and
+// is renamed over path, and the directory is synced. A crash leaves either the old file or
+// the new one, never a mix; at worst a stray temporary file beside it. A symbolic link at path
+// is followed, so the file it points to is the one replaced.
+func WriteKeyFile(path string, data []byte) (err error) {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write master key %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("write master key %s: %w", path, err)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	// pmd may run as another user than whoever rotates its key (root, say): the new file
+	// must stay readable by the daemon.
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid()) {
+			if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// NextID returns an id for a new key that none of keys has: "k<n+1>", where n is the highest
+// number among ids of the form "k<n>" (so k1, k2 → k3), or k1 if there is none.
+func NextID(keys []Key) string {
+	taken := map[string]bool{}
+	n := 0
+	for _, k := range keys {
+		taken[k.ID] = true
+		if rest, ok := strings.CutPrefix(k.ID, "k"); ok {
+			if i, err := strconv.Atoi(rest); err == nil && i > n && i < 1<<30 {
+				n = i
+			}
+		}
+	}
+	for {
+		n++
+		if id := "k" + strconv.Itoa(n); !taken[id] {
+			return id
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -241,5 +242,100 @@ func TestSecretRedacted(t *testing.T) {
 		if strings.Contains(out, "hunter2") || !strings.Contains(out, "[redacted]") {
 			t.Errorf("leaks or lacks [redacted]: %s", out)
 		}
+	}
+}
+
+func TestNextID(t *testing.T) {
+	for _, tc := range []struct {
+		ids  []string
+		want string
+	}{
+		{nil, "k1"},
+		{[]string{"k1"}, "k2"},
+		{[]string{"k1", "k2"}, "k3"},
+		{[]string{"k7", "k3"}, "k8"},
+		{[]string{"prod"}, "k1"},
+		{[]string{"prod", "k1", "k01"}, "k2"},
+		{[]string{"k99999999999999999999"}, "k1"},
+	} {
+		var keys []Key
+		for _, id := range tc.ids {
+			keys = append(keys, Key{ID: id})
+		}
+		got := NextID(keys)
+		if got != tc.want {
+			t.Errorf("NextID(%v) = %s, want %s", tc.ids, got, tc.want)
+		}
+		if _, err := NewKeyring(append(keys, Key{ID: got})...); err != nil {
+			t.Errorf("NextID(%v) = %s does not make a keyring: %v", tc.ids, got, err)
+		}
+	}
+}
+
+func TestWriteKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "master.key")
+	k1, k2 := mustKey(t, "k1"), mustKey(t, "k2")
+	if err := os.WriteFile(path, FormatKeys(k1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(path, FormatKeys(k1, k2)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadKeyring(path, "")
+	if err != nil || r.CurrentID() != "k2" {
+		t.Fatalf("after WriteKeyFile: %v, current %v", err, r)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode() != 0o600 {
+		t.Fatalf("mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files left beside the key: %v", entries)
+	}
+
+	// A link is followed: the file it names is replaced, the link stays.
+	link := filepath.Join(dir, "link.key")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(link, FormatKeys(k2)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced (%v)", err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, FormatKeys(k2)) {
+		t.Error("the linked file was not rewritten")
+	}
+
+	if err := WriteKeyFile(filepath.Join(dir, "missing", "master.key"), FormatKeys(k1)); err == nil {
+		t.Error("WriteKeyFile into a missing directory succeeded")
+	}
+}
+
+// TestWriteKeyFileKeepsOwner: root rotating the key of a daemon that runs as another user
+// leaves the file that user's.
+func TestWriteKeyFileKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file away")
+	}
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(path, FormatKeys(mustKey(t, "k1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(path, FormatKeys(mustKey(t, "k2"))); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("owner %d:%d after WriteKeyFile, want 65534:65534", st.Uid, st.Gid)
 	}
 }

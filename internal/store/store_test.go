@@ -564,6 +564,135 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		mustIs(t, second(s.GetKeyPair(ctx, "nope")), ErrNotFound)
 	})
 
+	t.Run("sealed values", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		none, err := s.ListSealed(ctx)
+		mustOK(t, err)
+		mustEqual(t, "sealed values in an empty database", len(none), 0)
+
+		mustOK(t, s.CreateHost(ctx, host("h1")))
+		root := KeyPair{Name: "root", CertPEM: []byte("root cert"), KeySealed: "v1:k1:root"}
+		server := KeyPair{Name: "server", CertPEM: []byte("server cert"), KeySealed: "v1:k1:server"}
+		mustOK(t, s.PutKeyPair(ctx, server))
+		mustOK(t, s.PutKeyPair(ctx, root))
+		bot := func(id string) Bot {
+			return Bot{ID: id, Name: "name-" + id, HostID: "h1", Spec: []byte(`{}`), Secrets: "v1:k1:" + id,
+				SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0)}
+		}
+		b1, b2 := bot("b1"), bot("b2")
+		mustOK(t, s.CreateBot(ctx, b2))
+		mustOK(t, s.CreateBot(ctx, b1))
+
+		want := []SealedValue{
+			{"key_pairs", "key_sealed", "root", "v1:k1:root"},
+			{"key_pairs", "key_sealed", "server", "v1:k1:server"},
+			{"bots", "secrets", "b1", "v1:k1:b1"},
+			{"bots", "secrets", "b2", "v1:k1:b2"},
+		}
+		list, err := s.ListSealed(ctx)
+		mustOK(t, err)
+		mustEqual(t, "ListSealed", list, want)
+		if got := fmt.Sprint(list[2]); strings.Contains(got, "v1:k1") || !strings.Contains(got, "b1") {
+			t.Errorf("a sealed value prints as %q: want its place, not its value", got)
+		}
+
+		// A transaction that fails half way changes nothing.
+		boom := errors.New("boom")
+		err = s.InTx(ctx, func(tx *Store) error {
+			vs, err := tx.ListSealed(ctx)
+			mustOK(t, err)
+			mustOK(t, tx.ReplaceSealed(ctx, vs[0], "v1:k2:root"))
+			mustOK(t, tx.ReplaceSealed(ctx, vs[2], "v1:k2:b1"))
+			return boom
+		})
+		mustIs(t, err, boom)
+		list, err = s.ListSealed(ctx)
+		mustOK(t, err)
+		mustEqual(t, "ListSealed after rollback", list, want)
+
+		// Every value replaced at once; the rows' other columns stay as they were.
+		mustOK(t, s.InTx(ctx, func(tx *Store) error {
+			vs, err := tx.ListSealed(ctx)
+			if err != nil {
+				return err
+			}
+			for _, v := range vs {
+				if err := tx.ReplaceSealed(ctx, v, "v1:k2:"+v.Row); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		for i := range want {
+			want[i].Value = "v1:k2:" + want[i].Row
+		}
+		list, err = s.ListSealed(ctx)
+		mustOK(t, err)
+		mustEqual(t, "ListSealed after replace", list, want)
+		gotRoot, err := s.GetKeyPair(ctx, "root")
+		mustOK(t, err)
+		root.KeySealed = "v1:k2:root"
+		mustEqual(t, "root key pair", gotRoot, root)
+		gotB1, err := s.GetBot(ctx, "b1")
+		mustOK(t, err)
+		b1.Secrets = "v1:k2:b1"
+		mustEqual(t, "bot b1", gotB1, b1)
+
+		// A stale read, a row that is gone and a place that is not sealed are refused.
+		stale := SealedValue{"bots", "secrets", "b2", "v1:k1:b2"}
+		mustIs(t, s.ReplaceSealed(ctx, stale, "v1:k3:b2"), ErrConflict)
+		mustOK(t, s.DeleteBot(ctx, "b2"))
+		mustIs(t, s.ReplaceSealed(ctx, want[3], "v1:k3:b2"), ErrConflict)
+		for _, v := range []SealedValue{
+			{"bots", "name", "b1", "name-b1"},
+			{"hosts", "name", "h1", "name-h1"},
+			{"bots; DROP TABLE bots; --", "secrets", "b1", "v1:k2:b1"},
+		} {
+			err := s.ReplaceSealed(ctx, v, "x")
+			if err == nil || errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "not a sealed column") {
+				t.Errorf("ReplaceSealed(%s.%s) = %v, want a refusal", v.Table, v.Column, err)
+			}
+		}
+		list, err = s.ListSealed(ctx)
+		mustOK(t, err)
+		mustEqual(t, "ListSealed after refusals", list, want[:3])
+	})
+
+	t.Run("every sealed column is listed", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		q := `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+			WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY 1, 2`
+		if s.Dialect() == DialectPostgres {
+			q = `SELECT table_name, column_name FROM information_schema.columns
+				WHERE table_schema = current_schema() ORDER BY 1, 2`
+		}
+		rows, err := s.query(ctx, q)
+		mustOK(t, err)
+		defer rows.Close()
+		columns := map[string]bool{}
+		for rows.Next() {
+			var table, column string
+			mustOK(t, rows.Scan(&table, &column))
+			columns[table+"."+column] = true
+		}
+		mustOK(t, rows.Err())
+		listed := map[string]bool{}
+		for _, c := range sealedColumns {
+			listed[c.table+"."+c.column] = true
+			for _, col := range []string{c.column, c.key} {
+				if !columns[c.table+"."+col] {
+					t.Errorf("sealedColumns names %s.%s, which the schema does not have", c.table, col)
+				}
+			}
+		}
+		for col := range columns {
+			name := strings.ToLower(col[strings.Index(col, ".")+1:])
+			if (strings.Contains(name, "sealed") || strings.Contains(name, "secret")) && !listed[col] {
+				t.Errorf("column %s looks sealed but is not in sealedColumns: master key rotation would miss it", col)
+			}
+		}
+	})
+
 	t.Run("audit", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		var want []AuditEntry
