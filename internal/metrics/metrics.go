@@ -82,9 +82,18 @@ func (m *Metrics) HTTP(server string, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(server, r.Method, route, strconv.Itoa(rec.code)).Inc()
-		m.duration.WithLabelValues(server, r.Method, route).Observe(time.Since(start).Seconds())
+		method := r.Method
+		if !knownMethods[method] {
+			method = "other" // the public listener takes any method: keep the label set bounded
+		}
+		m.requests.WithLabelValues(server, method, route, strconv.Itoa(rec.code)).Inc()
+		m.duration.WithLabelValues(server, method, route).Observe(time.Since(start).Seconds())
 	})
+}
+
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
+	http.MethodDelete: true, http.MethodOptions: true, http.MethodConnect: true, http.MethodTrace: true,
 }
 
 // SessionOpened and SessionClosed count agent tunnel sessions.

@@ -32,6 +32,7 @@ func TestHTTPLabelsByRoute(t *testing.T) {
 
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/v1/hosts/a"}, {"GET", "/v1/hosts/b"}, {"POST", "/v1/bots"}, {"GET", "/v1/logs"}, {"GET", "/nope"},
+		{"X-RANDOM-1", "/nope"}, {"X-RANDOM-2", "/nope"},
 	} {
 		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -47,13 +48,14 @@ func TestHTTPLabelsByRoute(t *testing.T) {
 pocketmolt_http_requests_total{code="200",method="GET",route="GET /v1/hosts/{ref}",server="admin"} 2
 pocketmolt_http_requests_total{code="200",method="GET",route="GET /v1/logs",server="admin"} 1
 pocketmolt_http_requests_total{code="404",method="GET",route="unmatched",server="admin"} 1
+pocketmolt_http_requests_total{code="404",method="other",route="unmatched",server="admin"} 2
 pocketmolt_http_requests_total{code="409",method="POST",route="POST /v1/bots",server="admin"} 1
 `
 	if err := testutil.CollectAndCompare(m.requests, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(m.duration); n != 4 {
-		t.Errorf("%d duration series, want 4 (one per server/method/route)", n)
+	if n := testutil.CollectAndCount(m.duration); n != 5 {
+		t.Errorf("%d duration series, want 5 (one per server/method/route)", n)
 	}
 }
 

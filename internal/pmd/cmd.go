@@ -75,6 +75,7 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
 	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
+	fs.String("metrics-addr", "", "address serving Prometheus metrics at /metrics over plain HTTP, e.g. 127.0.0.1:9464 (empty: none)")
 }
 
 // loadConfig reads flags, PMD_* variables and the config file. The file is required when

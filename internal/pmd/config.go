@@ -28,6 +28,7 @@ type Config struct {
 	LogLevel          string        `mapstructure:"log-level" yaml:"log-level"`
 	BotImage          string        `mapstructure:"bot-image" yaml:"bot-image,omitempty"`
 	BotStartTimeout   time.Duration `mapstructure:"bot-start-timeout" yaml:"bot-start-timeout,omitempty"`
+	MetricsAddr       string        `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 }
@@ -73,6 +74,11 @@ func (c *Config) Validate() error {
 	for name, addr := range map[string]string{"public-addr": c.PublicAddr, "agent-addr": c.AgentAddr, "admin-addr": c.AdminAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8443", name, addr)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics-addr %q: want host:port, e.g. 127.0.0.1:9464, or empty for none", c.MetricsAddr)
 		}
 	}
 	if c.Database != "" && !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {

@@ -11,12 +11,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pocketmolt/pocketmolt/internal/adminapi"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
+	"github.com/pocketmolt/pocketmolt/internal/metrics"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
@@ -29,8 +31,10 @@ type Daemon struct {
 	CA    *pki.CA
 	Fleet *fleet.Fleet
 	Bots  *bots.Service
-	// Addresses actually bound (useful with ":0").
-	PublicAddr, AgentAddr, AdminAddr string
+	// Metrics is nil unless metrics-addr is set.
+	Metrics *metrics.Metrics
+	// Addresses actually bound (useful with ":0"); MetricsAddr is "" when metrics are off.
+	PublicAddr, AgentAddr, AdminAddr, MetricsAddr string
 
 	cfg      Config
 	log      *slog.Logger
@@ -38,6 +42,8 @@ type Daemon struct {
 	public   net.Listener
 	agents   net.Listener
 	admin    net.Listener
+	metrics  net.Listener
+	registry *prometheus.Registry
 	closeAll func()
 }
 
@@ -97,7 +103,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 		{cfg.PublicAddr, "public-addr", &d.public, &d.PublicAddr},
 		{cfg.AgentAddr, "agent-addr", &d.agents, &d.AgentAddr},
 		{cfg.AdminAddr, "admin-addr", &d.admin, &d.AdminAddr},
+		{cfg.MetricsAddr, "metrics-addr", &d.metrics, &d.MetricsAddr},
 	} {
+		if l.addr == "" {
+			continue // metrics off
+		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.name, err)
@@ -106,11 +116,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 		*l.ln = ln
 		*l.bound = ln.Addr().String()
 	}
+	if d.metrics != nil {
+		d.registry = metrics.NewRegistry()
+		d.Metrics = metrics.New(d.registry)
+	}
 	fc := cfg.FleetConfig()
 	fc.AgentAddress = advertised(cfg, d.AgentAddr)
+	fc.Metrics = d.Metrics
 	d.Fleet = fleet.New(st, d.CA, fc, log)
 	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout}, log)
 	d.Fleet.SetObserver(d.Bots)
+	if d.registry != nil {
+		d.registry.MustRegister(metrics.State{Hosts: d.hosts, Bots: d.Bots.List, Log: log.With("listener", "metrics")})
+	}
 	return d, nil
 }
 
@@ -118,7 +136,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.closeAll()
 	d.log.Info("pmd serving", "public_addr", d.PublicAddr, "agent_addr", d.AgentAddr, "admin_addr", d.AdminAddr,
-		"database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
+		"metrics_addr", d.MetricsAddr, "database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
 	api := &adminapi.API{Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin")}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })
@@ -126,11 +144,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, d.cert))
 	})
 	g.Go(func() error {
-		return wrap("admin listener", httpapi.Serve(ctx, api.Server(d.cert, d.CA.Pool()), d.admin))
+		srv := api.Server(d.cert, d.CA.Pool())
+		srv.Handler = d.Metrics.HTTP("admin", srv.Handler)
+		return wrap("admin listener", httpapi.Serve(ctx, srv, d.admin))
 	})
 	g.Go(func() error {
 		return wrap("public listener", httpapi.Serve(ctx, d.publicServer(), d.public))
 	})
+	if d.metrics != nil {
+		g.Go(func() error {
+			return wrap("metrics listener", httpapi.Serve(ctx, d.metricsServer(), d.metrics))
+		})
+	}
 	err := g.Wait()
 	d.Bots.Wait()
 	d.log.Info("pmd stopped")
@@ -150,12 +175,34 @@ func (d *Daemon) publicServer() *http.Server {
 	}))
 	mux.Handle("/", httpapi.NotFound(d.log))
 	return &http.Server{
-		Handler:           mux,
+		Handler:           d.Metrics.HTTP("public", mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.With("listener", "public").Handler(), slog.LevelWarn),
 	}
+}
+
+// metricsServer serves Prometheus metrics at /metrics on metrics-addr.
+func (d *Daemon) metricsServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(d.registry))
+	mux.Handle("/", httpapi.NotFound(d.log))
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.With("listener", "metrics").Handler(), slog.LevelWarn),
+	}
+}
+
+// hosts lists hosts with their bot usage, as the admin API does, for the metrics.
+func (d *Daemon) hosts(ctx context.Context) ([]wire.Host, error) {
+	hs, err := d.Fleet.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return hs, d.Bots.FillUsage(ctx, hs)
 }
 
 // advertised is the agent address hosts should dial: the first --server-name the certificate

@@ -94,7 +94,10 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
   public:  http://%s
   admin:   https://%s   pmctl --config %s hosts list
   agents:  %s   local agent %q, state in %s
-Ctrl-C stops it.
 `, d.PublicAddr, d.AdminAddr, filepath.Join(cfg.DataDir, CtlConfigFile), d.AgentAddr, st.Identity.HostName, stateDir)
+	if d.MetricsAddr != "" {
+		fmt.Fprintf(out, "  metrics: http://%s/metrics\n", d.MetricsAddr)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops it.")
 	return g.Wait()
 }
