@@ -22,6 +22,8 @@ var profileDir = flag.String("fleet.profiledir", "", "BenchmarkFleet writes CPU 
 //	                stale-session sweep and GC included)
 //	rtt-p50-ms …    pmd→agent GET /v1/info, sequential, to random agents
 //	rtt-c16-p99-ms  the same from 16 callers at once; calls/s is their throughput
+//	list-p50-ms     GET /v1/hosts on the admin API over mTLS (pmctl hosts list), whole fleet
+//	scrape-p50-ms   GET /metrics with metrics-addr on, whole fleet
 //
 // The agents run in a child process so that pmd's memory and CPU are its own; both share the
 // machine's cores. A markdown table of all sizes is printed at the end.
@@ -73,6 +75,9 @@ func TestFleet(t *testing.T) {
 	if res.CallErrors > 0 || !res.Stable {
 		t.Errorf("%d calls failed (first: %s); every session kept: %v", res.CallErrors, res.FirstCallError, res.Stable)
 	}
+	if len(res.List) != fleetViews || len(res.Scrape) != fleetViews || res.List[0] <= 0 || res.Scrape[0] <= 0 {
+		t.Errorf("fleet views not timed: %v %v", res.List, res.Scrape)
+	}
 	if res.AgentSummary == "" {
 		t.Errorf("the agents' process printed no summary")
 	}
@@ -107,6 +112,8 @@ func report(b *testing.B, r result) {
 	b.ReportMetric(ms(percentile(r.Conc, 0.99)), "rtt-c16-p99-ms")
 	b.ReportMetric(r.ConcRate, "calls/s")
 	b.ReportMetric(float64(r.CallErrors), "call-errors")
+	b.ReportMetric(ms(percentile(r.List, 0.50)), "list-p50-ms")
+	b.ReportMetric(ms(percentile(r.Scrape, 0.50)), "scrape-p50-ms")
 	b.Logf("pmd: %s", r.PMDWarnings)
 	b.Logf("agents' process: %s", r.AgentSummary)
 	if r.CallErrors > 0 {
@@ -119,14 +126,15 @@ func report(b *testing.B, r result) {
 
 // writeTable prints results as markdown rows for the README.
 func writeTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | after idle | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | after idle | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s | hosts list p50 | /metrics p50 |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rs {
 		kb := func(n int64) float64 { return float64(n) / float64(r.Agents) / 1024 }
-		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f |\n",
+		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f | %.1f ms | %.1f ms |\n",
 			r.Agents, r.Online.Seconds(), kb(r.RSS), kb(r.IdleRSS), kb(r.Heap),
 			float64(r.HeartbeatCPU)/float64(time.Microsecond), 100*r.IdleCPU,
 			ms(percentile(r.Seq, 0.50)), ms(percentile(r.Seq, 0.99)),
-			ms(percentile(r.Conc, 0.99)), r.ConcRate)
+			ms(percentile(r.Conc, 0.99)), r.ConcRate,
+			ms(percentile(r.List, 0.50)), ms(percentile(r.Scrape, 0.50)))
 	}
 }

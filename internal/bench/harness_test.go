@@ -31,6 +31,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/apiclient"
+	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
 	"github.com/pocketmolt/pocketmolt/internal/pmd"
 )
 
@@ -89,6 +91,59 @@ type result struct {
 	AgentSummary string
 	// Stable is whether every agent kept its first session through the measurement.
 	Stable bool
+	// List and Scrape are sorted durations of the operator's views of the whole fleet:
+	// GET /v1/hosts on the admin API (mTLS, as pmctl hosts list) and GET /metrics.
+	List, Scrape []time.Duration
+}
+
+// fleetViews is how many times the fleet-wide views are timed.
+const fleetViews = 20
+
+// timeFleetViews times GET /v1/hosts through the admin API and a /metrics scrape, each
+// fleetViews times, and checks that each saw every host.
+func timeFleetViews(ctx context.Context, fx *fixture, d *pmd.Daemon, agents int) (list, scrape []time.Duration, err error) {
+	cfg, err := ctlconfig.Load(filepath.Join(fx.dataDir, pmd.CtlConfigFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	cc, err := cfg.Current()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc.Server = d.AdminAddr
+	admin, err := apiclient.New(cc)
+	if err != nil {
+		return nil, nil, err
+	}
+	for range fleetViews {
+		began := time.Now()
+		hs, err := admin.ListHosts(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list hosts: %w", err)
+		}
+		list = append(list, time.Since(began))
+		if len(hs) < agents {
+			return nil, nil, fmt.Errorf("list hosts: %d hosts, want at least %d", len(hs), agents)
+		}
+
+		began = time.Now()
+		resp, err := http.Get("http://" + d.MetricsAddr + "/metrics")
+		if err != nil {
+			return nil, nil, fmt.Errorf("scrape: %w", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return nil, nil, fmt.Errorf("scrape: %s %v", resp.Status, err)
+		}
+		scrape = append(scrape, time.Since(began))
+		if want := fmt.Sprintf("pocketmolt_tunnel_sessions %d\n", agents); !bytes.Contains(body, []byte(want)) {
+			return nil, nil, fmt.Errorf("scrape lacks %q", strings.TrimSpace(want))
+		}
+	}
+	slices.Sort(list)
+	slices.Sort(scrape)
+	return list, scrape, nil
 }
 
 // host is one enrolled host of the fixture.
@@ -155,6 +210,7 @@ func (fx *fixture) config(heartbeat time.Duration) pmd.Config {
 		PublicAddr:        "127.0.0.1:0",
 		AgentAddr:         "127.0.0.1:0",
 		AdminAddr:         "127.0.0.1:0",
+		MetricsAddr:       "127.0.0.1:0", // as in production: every request is counted
 		HeartbeatInterval: heartbeat,
 		LogLevel:          "info",
 	}
@@ -299,6 +355,9 @@ func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 	res.CallErrors = len(errs)
 	if len(errs) > 0 {
 		res.FirstCallError = errs[0].Error()
+	}
+	if res.List, res.Scrape, err = timeFleetViews(ctx, fx, pm.d, sc.Agents); err != nil {
+		tb.Fatal(err)
 	}
 	after, err := sessionIDs(ctx, pm.d)
 	if err != nil {
