@@ -121,7 +121,7 @@ func (a *API) drainHost(draining bool) httpapi.HandlerFunc {
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	var req wire.TokenRequest
-	if err := httpapi.Decode(w, r, 16<<10, &req); err != nil {
+	if err := httpapi.DecodeStrict(w, r, 16<<10, &req); err != nil {
 		return err
 	}
 	resp, err := a.Fleet.CreateToken(r.Context(), actor(r), req.Name, time.Duration(req.TTL))

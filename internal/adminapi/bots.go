@@ -19,7 +19,7 @@ func writeBot(w http.ResponseWriter, status int, b wire.Bot, err error) error {
 
 func (a *API) createBot(w http.ResponseWriter, r *http.Request) error {
 	var req wire.CreateBotRequest
-	if err := httpapi.Decode(w, r, 64<<10, &req); err != nil {
+	if err := httpapi.DecodeStrict(w, r, 64<<10, &req); err != nil {
 		return err
 	}
 	b, err := a.Bots.Create(r.Context(), actor(r), req)
@@ -125,7 +125,7 @@ func (a *API) botHealth(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) chat(w http.ResponseWriter, r *http.Request) error {
 	var req wire.ChatRequest
-	if err := httpapi.Decode(w, r, 128<<10, &req); err != nil {
+	if err := httpapi.DecodeStrict(w, r, 128<<10, &req); err != nil {
 		return err
 	}
 	resp, err := a.Bots.Chat(r.Context(), r.PathValue("ref"), req)

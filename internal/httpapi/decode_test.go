@@ -98,3 +98,25 @@ func TestDecodeReturnsWireError(t *testing.T) {
 		t.Errorf("Decode = %v (code %q), want an invalid_argument *wire.Error", err, wire.CodeOf(err))
 	}
 }
+
+// TestDecodeStrict: the admin API's decoder names an unknown field (never its value); the
+// lenient one, between pmd and agents of neighbouring versions, ignores it.
+func TestDecodeStrict(t *testing.T) {
+	type req struct {
+		Name   string `json:"name"`
+		Memory int64  `json:"memory_bytes"`
+	}
+	body := `{"name":"b1","memroy_bytes":"` + secret + `"}`
+	var v req
+	err := httpapi.DecodeStrict(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)), 1<<10, &v)
+	if wire.CodeOf(err) != wire.CodeInvalidArgument || !strings.Contains(err.Error(), `unknown field "memroy_bytes"`) || strings.Contains(err.Error(), secret) {
+		t.Fatalf("DecodeStrict = %v", err)
+	}
+	if err := httpapi.DecodeStrict(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"name":"b1","memory_bytes":5}`)), 1<<10, &v); err != nil || v.Memory != 5 {
+		t.Fatalf("DecodeStrict of a known body = %+v, %v", v, err)
+	}
+	v = req{}
+	if err := httpapi.Decode(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)), 1<<10, &v); err != nil || v.Name != "b1" {
+		t.Fatalf("Decode = %+v, %v; want the unknown field ignored", v, err)
+	}
+}

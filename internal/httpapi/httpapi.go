@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -76,10 +77,24 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 }
 
 // Decode reads a JSON body of at most limit bytes into v, refusing an empty, malformed or
-// oversized body with a 4xx error.
+// oversized body with a 4xx error. Fields v does not have are ignored, so that pmd and agents
+// of neighbouring versions understand each other; the admin API uses DecodeStrict.
 func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decode(w, r, limit, v, false)
+}
+
+// DecodeStrict is Decode that also refuses fields v does not have, naming the first, so a
+// misspelt option is an error rather than a default silently applied.
+func DecodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decode(w, r, limit, v, true)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, strict bool) error {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -87,6 +102,9 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		}
 		if errors.Is(err, io.EOF) {
 			return wire.Errorf(wire.CodeInvalidArgument, "request body is empty")
+		}
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return wire.Errorf(wire.CodeInvalidArgument, "request body has unknown field %s", field)
 		}
 		return wire.Errorf(wire.CodeInvalidArgument, "request body is not valid JSON: %v", err)
 	}
