@@ -2,17 +2,11 @@ package tunnel_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/apiclient/apitest"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -78,41 +73,10 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	return a, b
 }
 
-// selfSigned makes a certificate for "pmd" and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "pmd"},
-		DNSNames:              []string{"pmd"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // tlsHandshake runs TLS 1.3 over raw, as pmd's agent listener does, and returns both ends.
 func tlsHandshake(t *testing.T, agentRaw, pmdRaw net.Conn) (*tls.Conn, *tls.Conn) {
 	t.Helper()
-	cert, pool := selfSigned(t)
+	cert, pool := apitest.ServerTLS(t)
 	server := tls.Server(pmdRaw, &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS13,
@@ -120,7 +84,7 @@ func tlsHandshake(t *testing.T, agentRaw, pmdRaw net.Conn) (*tls.Conn, *tls.Conn
 	})
 	client := tls.Client(agentRaw, &tls.Config{
 		RootCAs:    pool,
-		ServerName: "pmd",
+		ServerName: "localhost",
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{wire.ProtoTunnel},
 	})

@@ -86,6 +86,21 @@ func (ca *CA) Issue(t testing.TB, cn string, server bool) (certPEM, keyPEM strin
 	return encodePEM("CERTIFICATE", der), encodePEM("PRIVATE KEY", kder)
 }
 
+// ServerTLS is a server certificate for 127.0.0.1 and localhost from a fresh CA, and a pool
+// that trusts that CA: enough TLS for a test of any listener.
+func ServerTLS(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	ca := NewCA(t, "test CA")
+	certPEM, keyPEM := ca.Issue(t, "test server", true)
+	cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return cert, pool
+}
+
 // Request is one request the server answered.
 type Request struct {
 	Method string
