@@ -373,7 +373,7 @@ func (m *Bots) engineDown(err error) {
 	var changed []wire.BotState
 	for _, s := range m.states {
 		if s.Status != wire.BotUnknown {
-			s.Status, s.Health = wire.BotUnknown, ""
+			s.Status, s.Health, s.MemoryUsage = wire.BotUnknown, "", 0
 			s.LastError = "container engine unavailable: " + err.Error()
 			changed = append(changed, s.BotState)
 		}
@@ -402,6 +402,9 @@ func (m *Bots) update(id string, f func(s *botState)) {
 	s := m.state(id)
 	m.mu.Lock()
 	f(s)
+	if s.Status != wire.BotRunning {
+		s.MemoryUsage = 0 // a reading of a container that is not running is stale
+	}
 	m.mu.Unlock()
 }
 

@@ -421,6 +421,33 @@ func TestBotsDesiredState(t *testing.T) {
 	})
 }
 
+// TestBotsMemoryOnlyWhileRunning: a running bot reports its memory use; once it stops, or its
+// engine goes away, the last reading is not shown as if current.
+func TestBotsMemoryOnlyWhileRunning(t *testing.T) {
+	f := newBotsFixture(t)
+	f.want(testSpec("alpha", 1, true))
+	f.m.step(t.Context())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); f.m.memory(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.state(t, "alpha").MemoryUsage != 300<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("memory never read: %+v", f.state(t, "alpha"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	f.want(testSpec("alpha", 1, false))
+	f.m.step(t.Context())
+	if st := f.state(t, "alpha"); st.Status != wire.BotStopped || st.MemoryUsage != 0 {
+		t.Fatalf("stopped bot: status %s, memory %d; want stopped and no reading", st.Status, st.MemoryUsage)
+	}
+}
+
 func TestBotsRemoveUnwanted(t *testing.T) {
 	tests := []struct {
 		name      string
