@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -296,6 +297,25 @@ func TestPMDRefusesBadSetups(t *testing.T) {
 				return []string{"serve", "--data-dir", dir}
 			},
 			want: []string{"heartbeat-interval"},
+		},
+		{
+			name: "serve: bad metrics-addr",
+			setup: func(t *testing.T) []string {
+				return []string{"serve", "--data-dir", initDir(t), "--metrics-addr", "9464"}
+			},
+			want: []string{"metrics-addr", "host:port"},
+		},
+		{
+			name: "serve: metrics-addr taken",
+			setup: func(t *testing.T) []string {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				return append([]string{"serve", "--data-dir", initDir(t), "--metrics-addr", ln.Addr().String()}, loopback...)
+			},
+			want: []string{"metrics-addr", "address already in use"},
 		},
 		{
 			name: "serve: not yaml",
