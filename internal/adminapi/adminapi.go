@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -69,6 +70,9 @@ func (a *API) authed(h httpapi.HandlerFunc) http.Handler {
 			return wire.Errorf(wire.CodeUnauthenticated, "an admin certificate is required")
 		}
 		if err := a.Fleet.CheckSerial(serial); err != nil {
+			if !errors.Is(err, fleet.ErrCertUnknown) && !errors.Is(err, fleet.ErrCertRevoked) {
+				return err // the store is out of reach (503) or failed (500): not the caller's fault
+			}
 			w.Header().Set("Connection", "close")
 			return wire.Errorf(wire.CodeUnauthenticated, "admin certificate %s: %v", serial, err)
 		}

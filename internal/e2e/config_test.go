@@ -299,6 +299,14 @@ func TestPMDRefusesBadSetups(t *testing.T) {
 			want: []string{"heartbeat-interval"},
 		},
 		{
+			name: "serve: database out of reach",
+			setup: func(t *testing.T) []string {
+				return append([]string{"serve", "--data-dir", initDir(t), "--database", "postgres://pm:hunter2@127.0.0.1:1/pm?connect_timeout=2"}, loopback...)
+			},
+			want:  []string{"127.0.0.1:1", "connection refused"},
+			never: []string{"hunter2", "\n"},
+		},
+		{
 			name: "serve: bad metrics-addr",
 			setup: func(t *testing.T) []string {
 				return []string{"serve", "--data-dir", initDir(t), "--metrics-addr", "9464"}

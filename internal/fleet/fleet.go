@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/metrics"
+	"github.com/pocketmolt/pocketmolt/internal/mtls"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
@@ -112,20 +113,29 @@ func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
 // HeartbeatInterval is the interval agents are told to use.
 func (f *Fleet) HeartbeatInterval() time.Duration { return f.cfg.HeartbeatInterval }
 
-// CheckSerial is the revocation check for agent certificates at every handshake: the
-// certificate must be one pmd issued, not revoked, and its host must still exist.
+// Refusals of CheckSerial.
+var (
+	ErrCertUnknown = errors.New("certificate unknown to pmd")
+	ErrCertRevoked = errors.New("certificate revoked")
+)
+
+// CheckSerial is the revocation check for agent and admin certificates at every handshake
+// and again where they are used: the certificate must be one pmd issued and not revoked.
+// When the store is out of reach it cannot tell, and says so with an error wrapping both
+// mtls.ErrUnchecked and store.ErrUnavailable.
 func (f *Fleet) CheckSerial(serial string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := f.store.GetCert(ctx, serial)
-	if errors.Is(err, store.ErrNotFound) {
-		return errors.New("certificate unknown to pmd")
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrCertUnknown
+	case errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%w: %w", mtls.ErrUnchecked, err)
+	case err != nil:
 		return fmt.Errorf("check certificate: %w", err)
-	}
-	if c.RevokedAt != nil {
-		return errors.New("certificate revoked")
+	case c.RevokedAt != nil:
+		return ErrCertRevoked
 	}
 	return nil
 }

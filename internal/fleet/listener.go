@@ -83,6 +83,12 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		return
 	}
 	log := f.log.With("host_id", hostID, "remote", tc.RemoteAddr().String())
+	// Again, since the handshake lets a certificate through when its status cannot be read.
+	if err := f.CheckSerial(serial); err != nil {
+		log.Warn("tunnel refused", "reason", err.Error())
+		tc.Close()
+		return
+	}
 	ctx := context.Background()
 	h, err := f.store.GetHost(ctx, hostID)
 	if err != nil || h.RevokedAt != nil {

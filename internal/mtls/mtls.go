@@ -1,6 +1,6 @@
 // Package mtls builds pmd's server-side TLS configurations: TLS 1.3 only, client certificates
 // from pmd's own CA, one kind of identity per listener, and revocation checked at every
-// handshake.
+// handshake (and, when that check cannot be made, by the listener before it serves).
 package mtls
 
 import (
@@ -13,8 +13,15 @@ import (
 )
 
 // CheckFunc reports whether the certificate with this serial may connect; it returns an error
-// for a revoked or unknown one.
+// for a revoked or unknown one, and one wrapping ErrUnchecked when it cannot tell now.
 type CheckFunc func(serial string) error
+
+// ErrUnchecked, wrapped in a CheckFunc's error, means the certificate's status cannot be
+// read now (its database is out of reach). The handshake then completes, and the listener
+// must check again before it serves anything: it fails closed at the request, where the
+// caller can be told why, rather than at the handshake, where a TLS alert can only say "bad
+// certificate" — which would send an operator looking for a revoked certificate.
+var ErrUnchecked = errors.New("certificate status cannot be checked now")
 
 // Options describe one listener.
 type Options struct {
@@ -64,7 +71,7 @@ func Verify(leaf *x509.Certificate, kind string, check CheckFunc) error {
 		return fmt.Errorf("client certificate of %s %q is not accepted on the %s listener", k, id, kind)
 	}
 	if check != nil {
-		if err := check(pki.SerialString(leaf)); err != nil {
+		if err := check(pki.SerialString(leaf)); err != nil && !errors.Is(err, ErrUnchecked) {
 			return fmt.Errorf("client certificate of %s %q: %w", k, id, err)
 		}
 	}

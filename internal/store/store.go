@@ -3,8 +3,8 @@
 // PostgreSQL through database/sql.
 //
 // Every method takes a context, returns errors wrapped with the operation,
-// and maps "no such row" to [ErrNotFound] and unique violations to
-// [ErrConflict]. Times go in and come out as UTC with microsecond precision.
+// and maps "no such row" to [ErrNotFound], unique violations to
+// [ErrConflict] and a database out of reach to [ErrUnavailable]. Times go in and come out as UTC with microsecond precision.
 // A [Store] is safe for concurrent use; [Store.InTx] hands out a Store bound
 // to one transaction.
 package store
@@ -12,11 +12,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +34,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -43,6 +48,9 @@ var (
 	ErrTokenUsed = errors.New("token already used")
 	// ErrTokenExpired means an enrollment token is past its expiry.
 	ErrTokenExpired = errors.New("token expired")
+	// ErrUnavailable means the database could not be reached or is too busy: the call may
+	// succeed later. It is a *wire.Error, so an API answers it 503 "unavailable" as it is.
+	ErrUnavailable error = &wire.Error{Code: wire.CodeUnavailable, Message: "the database is unavailable; try again shortly"}
 )
 
 // Dialect names returned by [Store.Dialect].
@@ -192,7 +200,7 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	db.SetConnMaxLifetime(time.Hour)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open store: postgres %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("open store: postgres %s: %w", redact(rawURL), oneLine{err})
 	}
 	if err := migrate(ctx, db, DialectPostgres); err != nil {
 		db.Close()
@@ -274,7 +282,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", dbErr(err))
 	}
 	committed := false
 	defer func() {
@@ -287,7 +295,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
+		return fmt.Errorf("commit transaction: %w", dbErr(err))
 	}
 	committed = true
 	return nil
@@ -497,9 +505,47 @@ func dbErr(err error) error {
 		return ErrNotFound
 	case isUnique(err):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case isUnavailable(err):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	default:
 		return err
 	}
+}
+
+// oneLine is an error whose message fits on one line: pgx lists each address it tried to
+// connect to on a line of its own, and a CLI error is one line.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	msg := strings.ReplaceAll(strings.TrimSpace(e.err.Error()), ":\n", ": ")
+	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
+
+// isUnavailable reports whether err says the database cannot be reached now — a refused or
+// lost connection, a timeout, a PostgreSQL that is shutting down or starting, a SQLite file
+// locked past the busy timeout — rather than that the query was wrong.
+func isUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	var oe *net.OpError
+	if errors.As(err, &ce) || errors.As(err, &oe) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown,
+		// cannot connect now; 53300: too many connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED
+	}
+	return strings.Contains(err.Error(), "conn closed") // pgx's error for a connection that died mid-call
 }
 
 // mustAffect turns "no row matched" into ErrNotFound.
