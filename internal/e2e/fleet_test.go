@@ -191,13 +191,23 @@ func TestRenewalKeepsTheSession(t *testing.T) {
 		t.Fatalf("renewal reconnected: %d connections, want %d", got, conns)
 	}
 	p.waitStatus("edge-1", wire.HostOnline)
-	_, leaf, err := a.A.State.Certificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, _ := p.admin().GetHost(t.Context(), "edge-1")
-	if got := serialOf(leaf); got != h1.CertSerial {
-		t.Fatalf("agent holds %s, pmd recorded %s", got, h1.CertSerial)
+	// pmd records the new certificate as it issues it; the agent stores it once the reply
+	// reaches it, a moment later.
+	var held, recorded string
+	eventually(t, 10*time.Second, "the agent to hold the certificate pmd recorded", func() bool {
+		_, leaf, err := a.A.State.Certificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h1, err := p.admin().GetHost(t.Context(), "edge-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, recorded = serialOf(leaf), h1.CertSerial
+		return held == recorded
+	})
+	if held == h0.CertSerial {
+		t.Fatalf("the agent still holds its first certificate %s", held)
 	}
 	// The next connection uses the renewed certificate.
 	a.cut()
