@@ -140,13 +140,24 @@ func (c *Client) stream(ctx context.Context, path string, headerTimeout time.Dur
 		defer resp.Body.Close()
 		return nil, wire.DecodeError(resp)
 	}
-	return &streamBody{ReadCloser: resp.Body, cancel: cancel}, nil
+	return &streamBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel}, nil
 }
 
-// streamBody releases the request's context when closed.
+// streamBody releases the request's context when closed. A stream the caller's ctx ended
+// reads as that ctx's error, even when the end reached the body as a clean EOF (over HTTP/2
+// the server may finish the stream as it sees the reset).
 type streamBody struct {
 	io.ReadCloser
+	ctx    context.Context
 	cancel context.CancelCauseFunc
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.ctx.Err() != nil {
+		err = b.ctx.Err()
+	}
+	return n, err
 }
 
 func (b *streamBody) Close() error {
