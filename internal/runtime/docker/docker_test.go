@@ -364,7 +364,13 @@ func TestLogs(t *testing.T) {
 	c := createStart(t, d, newSpec(t, d, uniq("agent")))
 	healthz(t, c.HostPort) // writes one "healthz" line after the two start lines
 
-	all := readAll(t, d, c.ID, -1)
+	// The gateway answers before the Engine has stored the line it printed: wait for it.
+	var all string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if all = readAll(t, d, c.ID, -1); strings.Contains(all, "healthz") || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, want := range []string{"gateway stdout start uid=1000", "gateway stderr start", "healthz"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("logs %q lack %q", all, want)
