@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -20,9 +21,14 @@ const Image = "pocketmolt/standin-gateway:dev"
 // Package is the stand-in's Go package.
 const Package = "github.com/pocketmolt/pocketmolt/examples/standin-gateway"
 
+// HostilePackage is the program the security tests run inside a bot's container.
+const HostilePackage = "github.com/pocketmolt/pocketmolt/internal/hostile"
+
 // Build compiles the stand-in with the go command (run from inside this module) and builds
-// the image tag from it and its Dockerfile.
-func Build(ctx context.Context, d *docker.Docker, tag string) error {
+// the image tag from it and its Dockerfile. Each of extra is another Go main package, built
+// static and copied into the image as /<last element of its path> (tests add
+// HostilePackage).
+func Build(ctx context.Context, d *docker.Docker, tag string, extra ...string) error {
 	dir, err := goCmd(ctx, "", "list", "-f", "{{.Dir}}", Package)
 	if err != nil {
 		return fmt.Errorf("find the stand-in's source (run this inside the pocketmolt module): %w", err)
@@ -36,15 +42,24 @@ func Build(ctx context.Context, d *docker.Docker, tag string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "standin-gateway")
-	if _, err := goCmd(ctx, "CGO_ENABLED=0", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, Package); err != nil {
-		return fmt.Errorf("build the stand-in: %w", err)
+	files := map[string][]byte{}
+	for _, pkg := range append([]string{Package}, extra...) {
+		name := path.Base(pkg)
+		if pkg == Package {
+			name = "standin-gateway"
+		} else {
+			dockerfile = fmt.Appendf(dockerfile, "COPY %s /%s\n", name, name)
+		}
+		bin := filepath.Join(tmp, name)
+		if _, err := goCmd(ctx, "CGO_ENABLED=0", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg); err != nil {
+			return fmt.Errorf("build %s: %w", pkg, err)
+		}
+		if files[name], err = os.ReadFile(bin); err != nil {
+			return err
+		}
 	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	if err := d.BuildImage(ctx, tag, map[string][]byte{"Dockerfile": dockerfile, "standin-gateway": b}); err != nil {
+	files["Dockerfile"] = dockerfile
+	if err := d.BuildImage(ctx, tag, files); err != nil {
 		return fmt.Errorf("build image %s: %w", tag, err)
 	}
 	return nil
