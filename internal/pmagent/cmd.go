@@ -17,6 +17,7 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/config"
+	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/version"
@@ -39,8 +40,12 @@ type Config struct {
 	CapacityMemoryMiB int64         `mapstructure:"capacity-memory-mib"`
 	BotInterval       time.Duration `mapstructure:"bot-interval"`
 	BotSubnetPool     string        `mapstructure:"bot-subnet-pool"`
-	LogLevel          string        `mapstructure:"log-level"`
-	Force             bool          `mapstructure:"force"`
+	// BotFirewall keeps the rules that fence bots in; BotEgressAllow are what bots may reach
+	// anyway (firewall.ParseRule's syntax).
+	BotFirewall    bool     `mapstructure:"bot-firewall"`
+	BotEgressAllow []string `mapstructure:"bot-egress-allow"`
+	LogLevel       string   `mapstructure:"log-level"`
+	Force          bool     `mapstructure:"force"`
 }
 
 // DefaultConfigFile is read when --config is not given, if it exists.
@@ -70,7 +75,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newEnrollCmd(stdout, stderr), newRunCmd(stderr), &cobra.Command{
+	root.AddCommand(newEnrollCmd(stdout, stderr), newRunCmd(stderr), newFirewallCmd(stdout, stderr), &cobra.Command{
 		Use:   "version",
 		Short: "Print pmagent's version",
 		Args:  cobra.NoArgs,
@@ -169,6 +174,10 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 			if err != nil {
 				return err
 			}
+			allow, err := firewall.ParseRules(cfg.BotEgressAllow)
+			if err != nil {
+				return fmt.Errorf("bot-egress-allow: %w", err)
+			}
 			log, err := logging.New(stderr, cfg.LogLevel)
 			if err != nil {
 				return err
@@ -196,6 +205,15 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 			a.MaxBackoff = cfg.MaxBackoff
 			a.Facts.Capacity = wire.Capacity{Bots: cfg.CapacityBots, MemoryBytes: cfg.CapacityMemoryMiB << 20}
 			a.Bots.SetInterval(cfg.BotInterval)
+			if !cfg.BotFirewall {
+				a.Log.Warn(firewall.OffWarning)
+			} else {
+				fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, pool, a.Log)
+				if err != nil {
+					return err
+				}
+				a.Bots.SetFirewall(fw, 0)
+			}
 			return a.Run(cmd.Context())
 		},
 	}
@@ -206,5 +224,6 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 	cmd.Flags().Int64("capacity-memory-mib", 0, "memory this host offers to bots, in MiB (0: host memory less 1 GiB)")
 	cmd.Flags().Duration("bot-interval", agent.DefaultBotInterval, "how often bots are converged and their gateways probed")
 	cmd.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
+	firewallFlags(cmd.Flags())
 	return cmd
 }
