@@ -118,6 +118,9 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 		firewallArgs = nil
 	}
 	t.Cleanup(func() {
+		if firewallArgs != nil {
+			return
+		}
 		out, err := exec.Command(agentBin, "firewall", "remove", "--state-dir", state, "--config", "/dev/null").CombinedOutput()
 		if err != nil {
 			t.Errorf("pmagent firewall remove: %v\n%s", err, out)
