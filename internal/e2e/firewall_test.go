@@ -22,6 +22,7 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
+	"github.com/pocketmolt/pocketmolt/internal/pmagent"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/standin"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -488,4 +489,35 @@ func dockerNetworkInspect(t *testing.T, name string) map[string]any {
 		t.Fatalf("docker network inspect %s: %v", name, err)
 	}
 	return v[0]
+}
+
+// pmagent run with bot-firewall false says at every start that bots are unfenced, and
+// installs nothing.
+func TestPMAgentWarnsWithoutFirewall(t *testing.T) {
+	clearEnv(t)
+	p := startPMD(t, nil)
+	state := filepath.Join(t.TempDir(), "edge-open")
+	st, err := agent.Enroll(t.Context(), agent.EnrollOptions{Server: p.D.AgentAddr, Token: p.token("edge-open"), StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		var stderr syncBuf
+		cmd := pmagent.NewCommand(&syncBuf{}, &stderr)
+		cmd.SetArgs([]string{"run", "--config", "/dev/null", "--state-dir", state, "--bot-firewall=false", "--docker-host", "unix:///nonexistent.sock"})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- cmd.ExecuteContext(ctx) }()
+		eventually(t, 10*time.Second, "the warning", func() bool { return strings.Contains(stderr.String(), firewall.OffWarning) })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("pmagent run: %v", err)
+		}
+		if strings.Count(stderr.String(), "bot firewall is off") != 1 || !strings.Contains(stderr.String(), `"level":"WARN"`) {
+			t.Fatalf("stderr:\n%s", stderr.String())
+		}
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "filter").Output(); strings.Contains(string(out), docker.BridgePrefix(st.Identity.HostID)) {
+		t.Fatalf("rules installed with bot-firewall false:\n%s", out)
+	}
 }
