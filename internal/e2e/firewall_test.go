@@ -363,6 +363,28 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		reaches(t, botA.ContainerID, internet)
 	})
 
+	t.Run("the host's DNS servers answer the bot on port 53", func(t *testing.T) {
+		servers, err := firewall.HostResolvers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tried := 0
+		for _, s := range servers {
+			addr := net.JoinHostPort(s.String(), "53")
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				continue // the host itself cannot reach it over TCP: nothing to compare
+			}
+			c.Close()
+			tried++
+			reaches(t, botA.ContainerID, addr)
+			refused(t, botA.ContainerID, net.JoinHostPort(s.String(), "54"))
+		}
+		if tried == 0 {
+			t.Skipf("no DNS server of this host (%v) answers TCP on port 53", servers)
+		}
+	})
+
 	t.Run("rules flushed and jumps removed, as a restart or an operator would, come back", func(t *testing.T) {
 		in, fwd, rej := fw.Chains()
 		must(t, "iptables", "-w", "-D", "INPUT", "-i", bridges+"+", "-j", in)

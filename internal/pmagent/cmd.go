@@ -166,7 +166,12 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 		Short: "Connect to pmd and stay connected",
 		Long: `run dials pmd with this host's certificate, keeps the tunnel open, sends
 heartbeats, renews the certificate before it expires, and reconnects forever with
-jittered exponential backoff. SIGINT or SIGTERM stops it.`,
+jittered exponential backoff. SIGINT or SIGTERM stops it.
+
+Before it creates or starts any bot container it installs the firewall rules that let
+bots reach the internet but not this host, its networks or each other, and it keeps
+them (see pmagent firewall). That needs CAP_NET_ADMIN; --bot-firewall=false turns it off,
+which is unsafe.`,
 		Example: "  pmagent run --state-dir /var/lib/pmagent",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
