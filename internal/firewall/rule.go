@@ -65,7 +65,7 @@ func ParseRule(s string) (Rule, error) {
 			}
 			ports = ports[1:]
 			if ports == "" {
-				return Rule{}, errors.New("no port after :")
+				return Rule{}, errors.New("no port after the colon")
 			}
 		}
 		if !strings.Contains(addr, ":") {
@@ -74,7 +74,7 @@ func ParseRule(s string) (Rule, error) {
 	case strings.Count(rest, ":") == 1:
 		addr, ports, _ = strings.Cut(rest, ":")
 		if ports == "" {
-			return Rule{}, errors.New("no port after :")
+			return Rule{}, errors.New("no port after the colon")
 		}
 	}
 	p, err := parsePrefix(addr)
