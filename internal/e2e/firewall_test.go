@@ -378,7 +378,9 @@ func TestBotFirewallOnDocker(t *testing.T) {
 			c.Close()
 			tried++
 			reaches(t, botA.ContainerID, addr)
-			refused(t, botA.ContainerID, net.JoinHostPort(s.String(), "54"))
+			if slices.ContainsFunc(firewall.Refused4, func(p netip.Prefix) bool { return p.Contains(s) }) {
+				refused(t, botA.ContainerID, net.JoinHostPort(s.String(), "54")) // port 53 only
+			}
 		}
 		if tried == 0 {
 			t.Skipf("no DNS server of this host (%v) answers TCP on port 53", servers)
@@ -387,8 +389,12 @@ func TestBotFirewallOnDocker(t *testing.T) {
 
 	t.Run("rules flushed and jumps removed, as a restart or an operator would, come back", func(t *testing.T) {
 		in, fwd, rej := fw.Chains()
+		parent := "DOCKER-USER" // FORWARD when the Engine runs without iptables
+		if exec.Command("iptables", "-w", "-S", parent).Run() != nil {
+			parent = "FORWARD"
+		}
 		must(t, "iptables", "-w", "-D", "INPUT", "-i", bridges+"+", "-j", in)
-		must(t, "iptables", "-w", "-D", "DOCKER-USER", "-i", bridges+"+", "-j", fwd)
+		must(t, "iptables", "-w", "-D", parent, "-i", bridges+"+", "-j", fwd)
 		for _, c := range []string{in, fwd, rej} {
 			must(t, "iptables", "-w", "-F", c)
 		}
@@ -396,7 +402,7 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		eventually(t, 30*time.Second, "the rules restored", func() bool {
 			return chainRules(t, in) > 1 && chainRules(t, fwd) > 10 && chainRules(t, rej) == 2 &&
 				strings.Contains(must(t, "iptables", "-w", "-S", "INPUT"), "-i "+bridges+"+ -j "+in) &&
-				strings.Contains(must(t, "iptables", "-w", "-S", "DOCKER-USER"), "-i "+bridges+"+ -j "+fwd)
+				strings.Contains(must(t, "iptables", "-w", "-S", parent), "-i "+bridges+"+ -j "+fwd)
 		})
 		refused(t, botA.ContainerID, attacks...)
 		reaches(t, botA.ContainerID, internet)
