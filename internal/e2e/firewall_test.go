@@ -378,7 +378,7 @@ func TestBotFirewallOnDocker(t *testing.T) {
 			c.Close()
 			tried++
 			reaches(t, botA.ContainerID, addr)
-			if slices.ContainsFunc(firewall.Refused4, func(p netip.Prefix) bool { return p.Contains(s) }) {
+			if slices.ContainsFunc(firewall.Refused(), func(p netip.Prefix) bool { return p.Contains(s) }) {
 				refused(t, botA.ContainerID, net.JoinHostPort(s.String(), "54")) // port 53 only
 			}
 		}

@@ -5,8 +5,8 @@
 // Rules go where the Docker Engine's own go, through the same iptables commands (so the same
 // backend: iptables over nf_tables or legacy iptables, whichever the host's iptables is). Bot
 // traffic is recognised by the bridge interface its network has (-i PREFIX+; see
-// runtime/docker.BridgePrefix), so each agent's rules touch only its own bots. Two chains of
-// ours per address family:
+// runtime/docker.BridgePrefix), so each agent's rules touch only its own bots. Its chains,
+// per address family:
 //
 //   - POCKETMOLT-<prefix>-INPUT, jumped to from INPUT: traffic from bots to the host itself.
 //     Replies (conntrack ESTABLISHED,RELATED) are left to the host's own rules; what the
@@ -43,13 +43,13 @@ import (
 	"time"
 )
 
-// Refused4 and Refused6 are the destinations beyond the host that bots may not reach
+// refused4 and refused6 are the destinations beyond the host that bots may not reach
 // (unless allowed): loopback, link-local (the metadata service at 169.254.169.254),
 // private, shared, multicast and reserved ranges. The documentation ranges (192.0.2.0/24,
 // 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are not here: no network routes them, and
 // the tests use them as "the internet".
 var (
-	Refused4 = prefixes(
+	refused4 = prefixes(
 		"0.0.0.0/8",      // "this network"
 		"10.0.0.0/8",     // RFC 1918
 		"100.64.0.0/10",  // shared address space (carrier-grade NAT, some clouds' internals)
@@ -62,7 +62,7 @@ var (
 		"224.0.0.0/4",    // multicast
 		"240.0.0.0/4",    // reserved, and the limited broadcast address
 	)
-	Refused6 = prefixes(
+	refused6 = prefixes(
 		"::/128",         // unspecified
 		"::1/128",        // loopback
 		"::ffff:0:0/96",  // IPv4-mapped
@@ -75,6 +75,10 @@ var (
 		"ff00::/8",       // multicast
 	)
 )
+
+// Refused are the ranges, IPv4 and IPv6, that bots may not reach beyond the host unless
+// allowed.
+func Refused() []netip.Prefix { return append(slices.Clone(refused4), refused6...) }
 
 func prefixes(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
@@ -92,7 +96,7 @@ type Config struct {
 	// Allow are accepted before anything is refused: the operator's allowances, the host's
 	// DNS servers (DNS), and later the agent's own endpoints on the bridge gateways.
 	Allow []Rule
-	// Refuse are more destinations refused beyond Refused4 and Refused6: the bot subnet pool.
+	// Refuse are more destinations refused beyond Refused(): the bot subnet pool.
 	Refuse []netip.Prefix
 	// Dir is the directory holding iptables-save and iptables-restore and their ip6 twins;
 	// empty means they are looked up in PATH.
@@ -121,8 +125,8 @@ type family struct {
 }
 
 var (
-	ipv4 = family{name: "ipv4", save: "iptables-save", restore: "iptables-restore", reject: "icmp-port-unreachable", refused: Refused4, is4: true}
-	ipv6 = family{name: "ipv6", save: "ip6tables-save", restore: "ip6tables-restore", reject: "icmp6-port-unreachable", refused: Refused6}
+	ipv4 = family{name: "ipv4", save: "iptables-save", restore: "iptables-restore", reject: "icmp-port-unreachable", refused: refused4, is4: true}
+	ipv6 = family{name: "ipv6", save: "ip6tables-save", restore: "ip6tables-restore", reject: "icmp6-port-unreachable", refused: refused6}
 )
 
 // dockerUser is the Engine's chain for users' forwarding rules, consulted before its own.

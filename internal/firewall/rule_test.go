@@ -130,7 +130,7 @@ func TestRender(t *testing.T) {
 		t.Errorf("input chain:\n%s\nwant\n%s", strings.Join(rules[in], "\n"), strings.Join(wantIn, "\n"))
 	}
 	wantFwd := append(slices.Clone(wantIn[:5]), "-o pmab12c+ "+reject, "-d 10.213.0.0/16 "+reject)
-	for _, p := range Refused4 {
+	for _, p := range refused4 {
 		wantFwd = append(wantFwd, "-d "+p.String()+" "+reject)
 	}
 	if !slices.Equal(rules[fwd], wantFwd) {
