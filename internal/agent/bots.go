@@ -54,6 +54,13 @@ type Bots struct {
 	kick     chan struct{}
 	queue    []wire.Events // reports waiting for pmd
 	sending  bool          // a drain goroutine is delivering them
+
+	// fw fences bots in (nil: no firewall); see firewall.go.
+	fw        Firewall
+	fwEvery   time.Duration
+	fwAt      time.Time // last check
+	fwErr     error     // why no container may be created or started now
+	fwFailing bool
 }
 
 type botState struct {
@@ -247,6 +254,7 @@ func (m *Bots) emit(evs []wire.BotEvent, states []wire.BotState) {
 
 // step makes one pass: read the engine, converge to the desired set, probe.
 func (m *Bots) step(ctx context.Context) {
+	m.checkFirewall(ctx)
 	containers, err := m.rt.List(ctx, m.agentID)
 	if err != nil {
 		m.engineDown(err)
@@ -433,6 +441,10 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 			})
 			return
 		}
+		if err := m.firewallErr(); err != nil {
+			m.fail(spec.ID, err.Error())
+			return
+		}
 		created, ok := m.create(ctx, spec, log)
 		if !ok {
 			return
@@ -441,6 +453,10 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 	} else {
 		switch {
 		case spec.Running && c.State != "running" && c.State != "restarting":
+			if err := m.firewallErr(); err != nil {
+				m.fail(spec.ID, err.Error())
+				return
+			}
 			log.Info("bot container not running, starting it", "state", c.State)
 			if err := m.rt.Start(ctx, c.ID); err != nil {
 				m.fail(spec.ID, err.Error())

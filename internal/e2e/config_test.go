@@ -591,6 +591,8 @@ func TestPMAgentRefusesBadConfig(t *testing.T) {
 		{"run: list for a duration", "run", "state-dir: " + stateDir + "\nmax-backoff: [1, 2]\n", []string{"max-backoff"}},
 		{"run: map for a string", "run", "state-dir: {a: b}\n", []string{"state-dir"}},
 		{"run: bad log level", "run", "state-dir: " + stateDir + "\nlog-level: loud\n", []string{"loud"}},
+		{"run: bad bot-egress-allow entry", "run", "state-dir: " + stateDir + "\nbot-egress-allow: [\"10.0.0.5:5432/tcp\", \"10.0.0.1/8\"]\n", []string{`bot-egress-allow: entry "10.0.0.1/8": network 10.0.0.1/8 has host bits set: did you mean 10.0.0.0/8?`}},
+		{"run: bad bot-firewall", "run", "state-dir: " + stateDir + "\nbot-firewall: maybe\n", []string{"bot-firewall"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
+	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -110,8 +111,23 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(state, "identity.json"))
 	_ = json.Unmarshal(b, &id)
 	t.Cleanup(func() { removeContainers(d, id.HostID) })
+	// pmagent run keeps its bot firewall (the default, when this test may change the
+	// machine's firewall) and leaves it when it stops.
+	firewallArgs := []string{"--bot-firewall=false"}
+	if os.Geteuid() == 0 {
+		firewallArgs = nil
+	}
+	t.Cleanup(func() {
+		if firewallArgs != nil {
+			return
+		}
+		out, err := exec.Command(agentBin, "firewall", "remove", "--state-dir", state, "--config", "/dev/null").CombinedOutput()
+		if err != nil {
+			t.Errorf("pmagent firewall remove: %v\n%s", err, out)
+		}
+	})
 	agentRun := func() *proc {
-		return start(t, agentBin, "run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms")
+		return start(t, agentBin, append([]string{"run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms"}, firewallArgs...)...)
 	}
 	agentProc := agentRun()
 
@@ -139,6 +155,13 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 	}
 	bot := waitBot("running", running)
 	before := dockerInspect(t, bot.ContainerID)
+	if rules := run(t, agentBin, "firewall", "rules", "--state-dir", state, "--config", "/dev/null"); !strings.Contains(rules, "-I INPUT 1 -i pm") {
+		t.Fatalf("pmagent firewall rules:\n%s", rules)
+	}
+	chain := "POCKETMOLT-" + docker.BridgePrefix(id.HostID) + "-INPUT"
+	if out, err := exec.Command("iptables", "-w", "-S", chain).CombinedOutput(); err != nil && firewallArgs == nil {
+		t.Fatalf("pmagent run installed no %s: %v %s", chain, err, out)
+	}
 
 	agentProc.kill()
 	pmdProc.kill()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/config"
+	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/version"
@@ -39,8 +40,12 @@ type Config struct {
 	CapacityMemoryMiB int64         `mapstructure:"capacity-memory-mib"`
 	BotInterval       time.Duration `mapstructure:"bot-interval"`
 	BotSubnetPool     string        `mapstructure:"bot-subnet-pool"`
-	LogLevel          string        `mapstructure:"log-level"`
-	Force             bool          `mapstructure:"force"`
+	// BotFirewall keeps the rules that fence bots in; BotEgressAllow are what bots may reach
+	// anyway (firewall.ParseRule's syntax).
+	BotFirewall    bool     `mapstructure:"bot-firewall"`
+	BotEgressAllow []string `mapstructure:"bot-egress-allow"`
+	LogLevel       string   `mapstructure:"log-level"`
+	Force          bool     `mapstructure:"force"`
 }
 
 // DefaultConfigFile is read when --config is not given, if it exists.
@@ -70,7 +75,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newEnrollCmd(stdout, stderr), newRunCmd(stderr), &cobra.Command{
+	root.AddCommand(newEnrollCmd(stdout, stderr), newRunCmd(stderr), newFirewallCmd(stdout, stderr), &cobra.Command{
 		Use:   "version",
 		Short: "Print pmagent's version",
 		Args:  cobra.NoArgs,
@@ -161,13 +166,22 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 		Short: "Connect to pmd and stay connected",
 		Long: `run dials pmd with this host's certificate, keeps the tunnel open, sends
 heartbeats, renews the certificate before it expires, and reconnects forever with
-jittered exponential backoff. SIGINT or SIGTERM stops it.`,
+jittered exponential backoff. SIGINT or SIGTERM stops it.
+
+Before it creates or starts any bot container it installs the firewall rules that let
+bots reach the internet but not this host, its networks or each other, and it keeps
+them (see pmagent firewall). That needs CAP_NET_ADMIN; --bot-firewall=false turns it off,
+which is unsafe.`,
 		Example: "  pmagent run --state-dir /var/lib/pmagent",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := load(cmd)
 			if err != nil {
 				return err
+			}
+			allow, err := firewall.ParseRules(cfg.BotEgressAllow)
+			if err != nil {
+				return fmt.Errorf("bot-egress-allow: %w", err)
 			}
 			log, err := logging.New(stderr, cfg.LogLevel)
 			if err != nil {
@@ -196,6 +210,15 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 			a.MaxBackoff = cfg.MaxBackoff
 			a.Facts.Capacity = wire.Capacity{Bots: cfg.CapacityBots, MemoryBytes: cfg.CapacityMemoryMiB << 20}
 			a.Bots.SetInterval(cfg.BotInterval)
+			if !cfg.BotFirewall {
+				a.Log.Warn(firewall.OffWarning)
+			} else {
+				fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, pool, a.Log)
+				if err != nil {
+					return err
+				}
+				a.Bots.SetFirewall(fw, 0)
+			}
 			return a.Run(cmd.Context())
 		},
 	}
@@ -206,5 +229,6 @@ jittered exponential backoff. SIGINT or SIGTERM stops it.`,
 	cmd.Flags().Int64("capacity-memory-mib", 0, "memory this host offers to bots, in MiB (0: host memory less 1 GiB)")
 	cmd.Flags().Duration("bot-interval", agent.DefaultBotInterval, "how often bots are converged and their gateways probed")
 	cmd.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
+	firewallFlags(cmd.Flags())
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	BotImage          string        `mapstructure:"bot-image" yaml:"bot-image,omitempty"`
 	BotStartTimeout   time.Duration `mapstructure:"bot-start-timeout" yaml:"bot-start-timeout,omitempty"`
 	MetricsAddr       string        `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
+	// BotFirewall and BotEgressAllow are pmd dev's local agent's (pmagent's settings of the
+	// same names); init does not record them.
+	BotFirewall    bool     `mapstructure:"bot-firewall" yaml:"-"`
+	BotEgressAllow []string `mapstructure:"bot-egress-allow" yaml:"-"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 }
@@ -97,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BotStartTimeout < 0 || c.BotStartTimeout > 0 && c.BotStartTimeout < time.Second {
 		return fmt.Errorf("bot-start-timeout %s: use at least 1s", c.BotStartTimeout)
+	}
+	if _, err := firewall.ParseRules(c.BotEgressAllow); err != nil {
+		return fmt.Errorf("bot-egress-allow: %w", err)
 	}
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)

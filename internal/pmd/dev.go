@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/version"
 )
@@ -37,6 +38,8 @@ and the pmctl config path; Ctrl-C stops it all.`,
 		},
 	}
 	commonFlags(cmd.Flags())
+	cmd.Flags().Bool("bot-firewall", true, "keep the firewall rules that let the local agent's bots reach the internet but not this machine, its networks or each other (needs root or CAP_NET_ADMIN; false is unsafe)")
+	cmd.Flags().StringSlice("bot-egress-allow", nil, "what the local agent's bots may reach anyway: CIDR[:PORT[-PORT]][/tcp|/udp] (repeatable)")
 	cmd.Flags().Set("agent-addr", "127.0.0.1:8443")
 	cmd.Flags().Lookup("agent-addr").DefValue = "127.0.0.1:8443"
 	return cmd
@@ -88,6 +91,18 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 	}
 	defer dk.Close()
 	a := agent.New(st, dk, version.Version, log.With("component", "agent"))
+	if cfg.BotFirewall {
+		allow, _ := firewall.ParseRules(cfg.BotEgressAllow) // checked by Validate
+		fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, docker.DefaultSubnetPool, a.Log)
+		if err != nil {
+			cancel()
+			g.Wait()
+			return err
+		}
+		a.Bots.SetFirewall(fw, 0)
+	} else {
+		a.Log.Warn(firewall.OffWarning)
+	}
 	g.Go(func() error { return a.Run(ctx) })
 
 	fmt.Fprintf(out, `pmd dev is running

@@ -114,6 +114,7 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	}
 	lines := strings.Split(string(b), "\n")
 	flags := newInitCmd(io.Discard).Flags() // the common flags, server-name and force
+	flags.AddFlagSet(newDevCmd(io.Discard, io.Discard).Flags())
 	for _, key := range configtest.Keys[Config](t) {
 		if slices.Contains(notInFile, key) {
 			continue

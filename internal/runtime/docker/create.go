@@ -243,7 +243,7 @@ func (d *Docker) ensureNetwork(ctx context.Context, spec runtime.ContainerSpec) 
 				return fmt.Errorf("remove duplicate network %s: %w", extra, err)
 			}
 		}
-		return nil
+		return d.ensureBridgeName(ctx, nets[0], spec)
 	}
 	return d.createNetwork(ctx, name, map[string]string{
 		runtime.LabelBot:   spec.BotID,

@@ -2,13 +2,18 @@ package docker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
 )
 
 // DefaultSubnetPool is where bot networks take their subnets. The Engine's own default
@@ -68,8 +73,28 @@ next:
 	return netip.Prefix{}, fmt.Errorf("bot subnet pool %s is full (%d networks)", pool, count)
 }
 
+// bridgeNameOption is the Engine's bridge driver option naming the network's Linux bridge.
+const bridgeNameOption = "com.docker.network.bridge.name"
+
+// BridgePrefix is how the bridge interface of every bot network of the agent agentID begins:
+// "pm" and five characters of a hash of agentID. Firewall rules match a bot's traffic by it
+// (iptables -i PREFIX+), so agents sharing one machine never match each other's bots.
+func BridgePrefix(agentID string) string { return "pm" + hashName(agentID, 5) }
+
+// bridgeName is the bridge interface of bot botID's network: BridgePrefix and eight
+// characters of a hash of the bot id, 15 characters, the kernel's limit.
+func bridgeName(agentID, botID string) string { return BridgePrefix(agentID) + hashName(botID, 8) }
+
+// hashName is the first n characters of s's SHA-256 in lower-case base32: letters and
+// digits, fit for interface names.
+func hashName(s string, n int) string {
+	sum := sha256.Sum256([]byte(s))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:]))[:n]
+}
+
 // createNetwork creates the bot's bridge network on a free subnet of the pool, retrying when
-// another agent on the same Engine took that subnet first.
+// another agent on the same Engine took that subnet first. A network labelled with an agent
+// and a bot gets its bridge interface named bridgeName.
 func (d *Docker) createNetwork(ctx context.Context, name string, labels map[string]string) error {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
@@ -79,14 +104,40 @@ func (d *Docker) createNetwork(ctx context.Context, name string, labels map[stri
 		if sub, err = d.freeSubnet(ctx); err != nil {
 			return err
 		}
-		_, err = d.c.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		opts := client.NetworkCreateOptions{
 			Driver: network.NetworkBridge,
 			Labels: labels,
 			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: sub}}},
-		})
+		}
+		if agent, bot := labels[runtime.LabelAgent], labels[runtime.LabelBot]; agent != "" && bot != "" {
+			opts.Options = map[string]string{bridgeNameOption: bridgeName(agent, bot)}
+		}
+		_, err = d.c.NetworkCreate(ctx, name, opts)
 		if err == nil || !strings.Contains(err.Error(), "overlap") {
 			return err
 		}
 	}
 	return err
+}
+
+// ensureBridgeName replaces the bot's network id when its bridge is not named bridgeName:
+// a network made before bridges were named would leave the bot outside the firewall's
+// rules. It is called only when no container of the bot exists, so nothing is attached;
+// if something is, the Engine refuses the removal and the error says so.
+func (d *Docker) ensureBridgeName(ctx context.Context, id string, spec runtime.ContainerSpec) error {
+	res, err := d.c.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspect network %s: %w", id, err)
+	}
+	want := bridgeName(spec.Agent, spec.BotID)
+	if res.Network.Options[bridgeNameOption] == want {
+		return nil
+	}
+	if _, err := d.c.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("replace network %s, whose bridge is not named %s: %w", Name(spec.BotID), want, err)
+	}
+	return d.createNetwork(ctx, Name(spec.BotID), map[string]string{
+		runtime.LabelBot:   spec.BotID,
+		runtime.LabelAgent: spec.Agent,
+	})
 }

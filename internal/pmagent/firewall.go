@@ -1,0 +1,97 @@
+package pmagent
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/firewall"
+	"github.com/pocketmolt/pocketmolt/internal/logging"
+	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
+)
+
+func firewallFlags(fs *pflag.FlagSet) {
+	fs.Bool("bot-firewall", true, "keep the firewall rules that let bots reach the internet but not this host, its networks or each other (false is unsafe: for a laptop)")
+	fs.StringSlice("bot-egress-allow", nil, "what bots may reach anyway: CIDR[:PORT[-PORT]][/tcp|/udp], IPv6 as [CIDR]:PORT (repeatable)")
+}
+
+func newFirewallCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "firewall",
+		Short: "Show or remove the firewall rules that fence this host's bots in",
+	}
+	show := &cobra.Command{
+		Use:   "rules",
+		Short: "Print the rules pmagent run keeps, as iptables-restore input",
+		Long: `rules prints what pmagent run installs with these settings: two chains per address
+family (traffic from bots to this host, and through it), their rules, and the jumps to
+them from INPUT and DOCKER-USER.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fw, _, err := firewallFor(cmd, stderr)
+			if err != nil {
+				return err
+			}
+			rules := fw.Rules()
+			fmt.Fprintf(stdout, "# iptables-restore --noflush\n%s# ip6tables-restore --noflush\n%s", rules["ipv4"], rules["ipv6"])
+			return nil
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove",
+		Short: "Remove this host's bot firewall rules",
+		Long: `remove deletes the chains pmagent run keeps and the jumps to them, for a host being
+retired. Stop pmagent first: while it runs it puts them back. Bots still running are
+no longer fenced in.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fw, hostID, err := firewallFor(cmd, stderr)
+			if err != nil {
+				return err
+			}
+			if err := fw.Remove(cmd.Context()); err != nil {
+				return err
+			}
+			in, fwd, rej := fw.Chains()
+			fmt.Fprintf(stdout, "removed the bot firewall rules of host %s (chains %s, %s and %s)\n", hostID, in, fwd, rej)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{show, remove} {
+		commonFlags(c.Flags())
+		c.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
+		firewallFlags(c.Flags())
+	}
+	cmd.AddCommand(show, remove)
+	return cmd
+}
+
+// firewallFor loads the settings and the host's identity and returns its bot firewall.
+func firewallFor(cmd *cobra.Command, stderr io.Writer) (*firewall.Firewall, string, error) {
+	cfg, err := load(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	log, err := logging.New(stderr, cfg.LogLevel)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := agent.LoadState(cfg.StateDir)
+	if err != nil {
+		return nil, "", err
+	}
+	allow, err := firewall.ParseRules(cfg.BotEgressAllow)
+	if err != nil {
+		return nil, "", fmt.Errorf("bot-egress-allow: %w", err)
+	}
+	pool, err := netip.ParsePrefix(cfg.BotSubnetPool)
+	if err != nil {
+		return nil, "", fmt.Errorf("bot-subnet-pool %q: %w", cfg.BotSubnetPool, err)
+	}
+	fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, pool, log)
+	return fw, st.Identity.HostID, err
+}
