@@ -132,6 +132,9 @@ var (
 // dockerUser is the Engine's chain for users' forwarding rules, consulted before its own.
 const dockerUser = "DOCKER-USER"
 
+// chainPrefix starts the name of every chain of ours, whichever agent made it.
+const chainPrefix = "POCKETMOLT-"
+
 var bridgesPattern = regexp.MustCompile(`^[a-zA-Z0-9]{1,9}$`)
 
 // New returns the firewall for cfg; it changes nothing until Ensure. IPv6 rules are kept too
@@ -157,9 +160,9 @@ func New(cfg Config) (*Firewall, error) {
 	}
 	f := &Firewall{
 		cfg:      cfg,
-		in:       "POCKETMOLT-" + cfg.Bridges + "-INPUT",
-		fwd:      "POCKETMOLT-" + cfg.Bridges + "-FORWARD",
-		rej:      "POCKETMOLT-" + cfg.Bridges + "-REJECT",
+		in:       chainPrefix + cfg.Bridges + "-INPUT",
+		fwd:      chainPrefix + cfg.Bridges + "-FORWARD",
+		rej:      chainPrefix + cfg.Bridges + "-REJECT",
 		families: []family{ipv4},
 		log:      log,
 		snap:     map[string]map[string][]string{},
@@ -217,8 +220,8 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 			return fmt.Errorf("rules did not take: after %s, %s has %d of its %d rules", fam.restore, c, len(got[c]), len(want[c]))
 		}
 	}
-	if len(after.jumps("INPUT", f.iface(), f.in)) == 0 || len(after.jumps(parent, f.iface(), f.fwd)) == 0 {
-		return fmt.Errorf("rules did not take: after %s, the jumps to %s and %s are not all there", fam.restore, f.in, f.fwd)
+	if !after.jumpFirst("INPUT", f.iface(), f.in) || !after.jumpFirst(parent, f.iface(), f.fwd) {
+		return fmt.Errorf("rules did not take: after %s, the jumps to %s and %s are not both first", fam.restore, f.in, f.fwd)
 	}
 	f.snap[fam.name] = got
 	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "forward_from", parent, "interfaces", f.iface(), "allow", f.allowStrings(fam)}
@@ -248,6 +251,10 @@ func (f *Firewall) drift(t table, parent string, snap map[string][]string) strin
 		return "the jump from INPUT is missing"
 	case len(t.jumps(parent, f.iface(), f.fwd)) == 0:
 		return "the jump from " + parent + " is missing"
+	case !t.jumpFirst("INPUT", f.iface(), f.in):
+		return "a rule above the jump from INPUT decides first"
+	case !t.jumpFirst(parent, f.iface(), f.fwd):
+		return "a rule above the jump from " + parent + " decides first"
 	}
 	return ""
 }
@@ -278,11 +285,15 @@ func (f *Firewall) payload(fam family, t table, parent string) string {
 			fmt.Fprintf(&b, "-A %s %s\n", c, r)
 		}
 	}
-	if len(t.jumps("INPUT", f.iface(), f.in)) == 0 {
-		fmt.Fprintf(&b, "-I INPUT 1 -i %s -j %s\n", f.iface(), f.in)
-	}
-	if len(t.jumps(parent, f.iface(), f.fwd)) == 0 {
-		fmt.Fprintf(&b, "-I %s 1 -i %s -j %s\n", parent, f.iface(), f.fwd)
+	// A jump that is missing, or that a rule above it could overtake, goes (again) to the top.
+	for _, j := range []struct{ chain, target string }{{"INPUT", f.in}, {parent, f.fwd}} {
+		if t.jumpFirst(j.chain, f.iface(), j.target) {
+			continue
+		}
+		for _, r := range t.jumps(j.chain, f.iface(), j.target) {
+			b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
+		}
+		fmt.Fprintf(&b, "-I %s 1 -i %s -j %s\n", j.chain, f.iface(), j.target)
 	}
 	if parent != "FORWARD" {
 		// A jump from FORWARD made before the Engine made DOCKER-USER is no longer needed.

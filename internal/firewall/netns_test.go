@@ -322,6 +322,16 @@ func TestFirewallFencesBots(t *testing.T) {
 		tp.mustBeRefused(t, "10.213.77.1:"+port)
 	})
 
+	t.Run("a rule inserted above our jump is overtaken", func(t *testing.T) {
+		tp.ipt(t, "iptables", "-w", "-I", "INPUT", "1", "-j", "ACCEPT")
+		tp.mustReach(t, "10.213.77.1:"+port)
+		if err := fw.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tp.mustBeRefused(t, tp.refused...)
+		tp.ipt(t, "iptables", "-w", "-D", "INPUT", "-j", "ACCEPT")
+	})
+
 	t.Run("once the Engine makes DOCKER-USER, the forward chain is jumped to from there", func(t *testing.T) {
 		tp.ipt(t, "iptables", "-w", "-N", "DOCKER-USER")
 		tp.ipt(t, "iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN")

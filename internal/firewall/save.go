@@ -85,6 +85,33 @@ func (t table) jumps(chain, iface, target string) []string {
 	return out
 }
 
+// jumpFirst reports whether chain jumps to target for traffic in on iface before any rule that
+// could decide on that traffic first: only other agents' jumps to chains of ours (POCKETMOLT-…)
+// may come before it. An ACCEPT, or a jump to someone else's chain, above it would let bot
+// traffic through unfenced.
+func (t table) jumpFirst(chain, iface, target string) bool {
+	for _, r := range t.rules[chain] {
+		f := strings.Fields(r)
+		if hasPair(f, "-j", target) && hasPair(f, "-i", iface) {
+			return true
+		}
+		if j := value(f, "-j"); !strings.HasPrefix(j, chainPrefix) {
+			return false
+		}
+	}
+	return false
+}
+
+// value is the argument of flag in fields, or "".
+func value(fields []string, flag string) string {
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == flag {
+			return fields[i+1]
+		}
+	}
+	return ""
+}
+
 // jumpsTo are all the rules, in any chain, that jump to target.
 func (t table) jumpsTo(target string) []string {
 	var out []string
