@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -51,6 +52,7 @@ func TestHTTPStatus(t *testing.T) {
 		{wire.CodePayloadTooLarge, http.StatusRequestEntityTooLarge},
 		{wire.CodeMethodNotAllowed, http.StatusMethodNotAllowed},
 		{wire.CodeUnavailable, http.StatusServiceUnavailable},
+		{wire.CodeRateLimited, http.StatusTooManyRequests},
 		{wire.CodeInternal, http.StatusInternalServerError},
 		{"", http.StatusInternalServerError},
 		{"no_such_code", http.StatusInternalServerError},
@@ -106,7 +108,7 @@ func TestWriteErrorThenDecodeError(t *testing.T) {
 	codes := []string{
 		wire.CodeInvalidArgument, wire.CodeNotFound, wire.CodeConflict, wire.CodeUnauthenticated,
 		wire.CodePermissionDenied, wire.CodePayloadTooLarge, wire.CodeTokenInvalid, wire.CodeTokenExpired,
-		wire.CodeTokenUsed, wire.CodeUnavailable, wire.CodeMethodNotAllowed, wire.CodeInternal,
+		wire.CodeTokenUsed, wire.CodeUnavailable, wire.CodeMethodNotAllowed, wire.CodeRateLimited, wire.CodeInternal,
 	}
 	for _, code := range codes {
 		t.Run(code, func(t *testing.T) {
@@ -134,6 +136,39 @@ func TestWriteErrorThenDecodeError(t *testing.T) {
 				t.Errorf("DecodeError = %+v, want %+v", *got, *want)
 			}
 		})
+	}
+}
+
+// A refusal that says when to come back carries it as Retry-After, in whole seconds rounded
+// up, and the client reads it back.
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		after  time.Duration
+		header string
+		back   time.Duration
+	}{
+		{0, "", 0},
+		{time.Millisecond, "1", time.Second},
+		{time.Second, "1", time.Second},
+		{90*time.Second + time.Nanosecond, "91", 91 * time.Second},
+	} {
+		t.Run(tt.after.String(), func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			wire.WriteError(rec, &wire.Error{Code: wire.CodeRateLimited, Message: "slow down", RetryAfter: tt.after})
+			if got := rec.Header().Get("Retry-After"); got != tt.header {
+				t.Errorf("Retry-After = %q, want %q", got, tt.header)
+			}
+			if got := wire.DecodeError(rec.Result()); got.RetryAfter != tt.back || got.Status != http.StatusTooManyRequests {
+				t.Errorf("DecodeError = %+v, want RetryAfter %s and status 429", *got, tt.back)
+			}
+		})
+	}
+	for _, bad := range []string{"soon", "-3", "0", "Wed, 21 Oct 2015 07:28:00 GMT"} {
+		resp := &http.Response{StatusCode: 429, Status: "429", Header: http.Header{"Retry-After": {bad}},
+			Body: io.NopCloser(strings.NewReader(`{"code":"rate_limited","message":"x"}`))}
+		if got := wire.DecodeError(resp); got.RetryAfter != 0 {
+			t.Errorf("Retry-After %q read as %s, want none", bad, got.RetryAfter)
+		}
 	}
 }
 
