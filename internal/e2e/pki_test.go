@@ -2,13 +2,20 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -299,4 +306,293 @@ func TestSupersededCertificateLastsTheOverlap(t *testing.T) {
 	if _, err := sess.Ping(); err != nil {
 		t.Fatalf("the session on the superseded certificate was cut: %v", err)
 	}
+}
+
+// copyState copies an enrolled state dir's identity files, leaving out the names in skip.
+func copyState(t *testing.T, st *agent.State, skip ...string) *agent.State {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "copy")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"identity.json", "ca.pem", "host.pem", "revoked-servers.json"} {
+		if slices.Contains(skip, f) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(st.Dir, f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := agent.LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// impostor serves TLS with cert on loopback as pmd would (the tunnel protocol) and counts the
+// handshakes that complete.
+type impostor struct {
+	ln        net.Listener
+	mu        sync.Mutex
+	completed int
+}
+
+func newImpostor(t *testing.T, cert tls.Certificate) *impostor {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &impostor{ln: ln}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
+		NextProtos: []string{wire.ProtoTunnel}, ClientAuth: tls.RequestClientCert}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := tls.Server(c, cfg)
+				tc.SetDeadline(time.Now().Add(5 * time.Second))
+				if tc.Handshake() == nil {
+					im.mu.Lock()
+					im.completed++
+					im.mu.Unlock()
+					tc.Read(make([]byte, 1)) // hold it until the agent gives up
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return im
+}
+
+func (im *impostor) handshakes() int {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.completed
+}
+
+// runAgentAgainst runs an agent for st that dials addr whatever its identity says.
+func runAgentAgainst(t *testing.T, st *agent.State, addr string) *testAgent {
+	t.Helper()
+	ta := &testAgent{t: t, Logs: &syncBuf{}, done: make(chan struct{})}
+	log := slog.New(slog.NewJSONHandler(ta.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ta.A = agent.New(st, nil, "test", log)
+	ta.A.MaxBackoff = 300 * time.Millisecond
+	ta.A.Dialer = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			ta.mu.Lock()
+			ta.conns = append(ta.conns, c)
+			ta.mu.Unlock()
+		}
+		return c, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ta.cancel = cancel
+	go func() { defer close(ta.done); ta.A.Run(ctx) }()
+	t.Cleanup(ta.stop)
+	return ta
+}
+
+// pmd rotates its server certificate: a running pmd serves the new one without a restart,
+// tells its agents the old serial, and they refuse a server that presents the old one — as
+// one holding its leaked key would. Before the fix agents trusted any certificate that
+// chained to the root.
+func TestRotatedServerCertificateIsRefusedByAgents(t *testing.T) {
+	clearEnv(t)
+	p := startPMD(t, nil)
+	a := p.enroll("edge-1")
+	p.waitStatus("edge-1", wire.HostOnline)
+	old := *p.D.ServerCertificate()
+	oldSerial := serialOf(old.Leaf)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, stderr, err := runCmd(ctx, "rotate-server-cert", "--data-dir", p.cfg.DataDir)
+	if err != nil {
+		t.Fatalf("pmd rotate-server-cert: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, oldSerial) {
+		t.Errorf("rotate-server-cert said %q", out)
+	}
+	// What the running pmd does every minute, now.
+	if err := p.D.RefreshServerCert(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	newSerial := serialOf(p.D.ServerCertificate().Leaf)
+	if newSerial == oldSerial {
+		t.Fatal("pmd still serves the rotated-out certificate")
+	}
+	// New connections get the new certificate; the agent reconnects fine and learns the
+	// old serial in its heartbeats.
+	c, err := tls.Dial("tcp", p.D.AgentAddr, p.tlsClient(nil, wire.ProtoEnroll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serialOf(c.ConnectionState().PeerCertificates[0]); got != newSerial {
+		t.Fatalf("pmd presents %s, want the new %s", got, newSerial)
+	}
+	c.Close()
+	a.cut()
+	p.waitStatus("edge-1", wire.HostOnline)
+	eventually(t, 10*time.Second, "the agent to keep the revoked serial", func() bool {
+		rs, err := a.A.State.RevokedServers()
+		return err == nil && slices.Contains(rs, oldSerial)
+	})
+	certs, err := p.admin().ListCerts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		if c.Serial == oldSerial && c.Status != wire.CertRevoked {
+			t.Errorf("the old server certificate is %s, want revoked", c.Status)
+		}
+	}
+
+	// A server presenting the old certificate (its key leaked, say) is refused.
+	im := newImpostor(t, old)
+	fooled := runAgentAgainst(t, copyState(t, a.A.State), im.ln.Addr().String())
+	eventually(t, 10*time.Second, "the agent to refuse the rotated-out certificate", func() bool {
+		return contains(fooled.Logs.String(), "was revoked by pmd: refusing this server")
+	})
+	fooled.stop()
+	if n := im.handshakes(); n != 0 {
+		t.Fatalf("the agent completed %d handshakes with a server presenting the revoked certificate", n)
+	}
+	// The control: without the list, as before the fix, the same agent is fooled.
+	naive := runAgentAgainst(t, copyState(t, a.A.State, "revoked-servers.json"), im.ln.Addr().String())
+	eventually(t, 10*time.Second, "an agent without the list to take the impostor", func() bool { return im.handshakes() > 0 })
+	naive.stop()
+	p.waitStatus("edge-1", wire.HostOnline)
+}
+
+// A running pmd renews its own server certificate when a third of its life is left, without
+// a restart, keeping its names; the old one is not revoked (it simply expires).
+func TestServerCertificateRenewsItself(t *testing.T) {
+	t.Parallel()
+	p := startPMD(t, nil)
+	old := p.D.ServerCertificate().Leaf
+	// Ten months on, with two of twelve left.
+	later := old.NotAfter.Add(-60 * 24 * time.Hour)
+	if err := p.D.RefreshServerCert(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	renewed := p.D.ServerCertificate().Leaf
+	if renewed.Equal(old) {
+		t.Fatal("the server certificate was not renewed")
+	}
+	if !slices.Equal(renewed.DNSNames, old.DNSNames) || len(renewed.IPAddresses) != len(old.IPAddresses) {
+		t.Errorf("names changed: %v %v → %v %v", old.DNSNames, old.IPAddresses, renewed.DNSNames, renewed.IPAddresses)
+	}
+	if !renewed.NotAfter.After(old.NotAfter) {
+		t.Errorf("renewed certificate ends %s, not after the old %s", renewed.NotAfter, old.NotAfter)
+	}
+	c, err := p.D.Store.GetCert(t.Context(), serialOf(old))
+	if err != nil || c.RevokedAt != nil {
+		t.Errorf("old server certificate after renewal: %+v, %v; want it kept valid", c, err)
+	}
+	// Again at the same moment: nothing to do.
+	if err := p.D.RefreshServerCert(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	if !p.D.ServerCertificate().Leaf.Equal(renewed) {
+		t.Error("renewed twice")
+	}
+}
+
+// pmd init --offline-root keeps the root key out of the database: pmd serves, enrolls and
+// renews on the intermediate's key alone.
+func TestOfflineRoot(t *testing.T) {
+	t.Parallel()
+	p := startPMD(t, func(c *pmd.Config) { c.OfflineRoot = true; c.AgentCertTTL = time.Minute })
+	path := filepath.Join(p.cfg.DataDir, pmd.RootKeyFile)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("root key file: %v, mode %v", err, fi.Mode())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.ParseKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.D.CA.RootKeyOffline() {
+		t.Fatal("pmd holds the root key")
+	}
+	if kp, err := p.D.Store.GetKeyPair(t.Context(), "root"); err != nil || kp.KeySealed != "" {
+		t.Fatalf("the database's root key pair: %v, sealed key %q", err, kp.KeySealed)
+	}
+	if !p.D.CA.Root.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+		t.Fatal("the root key file does not hold the root's key")
+	}
+	sealed, err := p.D.Store.ListSealed(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range sealed {
+		if v.Row == "root" {
+			t.Errorf("a sealed root key is listed: %v", v)
+		}
+	}
+	st := p.enrollState("edge-1")
+	sess := p.tunnelOf(t, agentCert(t, st))
+	if r := renew(t, sess); r.status != http.StatusOK {
+		t.Fatalf("renewal with the root offline: %d %s", r.status, r.code)
+	}
+	// The master key rotates without it too.
+	p.stop()
+	if err := pmd.RotateKey(t.Context(), p.cfg, io.Discard); err != nil {
+		t.Fatalf("rotate-key with the root offline: %v", err)
+	}
+	p.start()
+	p.enroll("edge-2")
+	p.waitStatus("edge-2", wire.HostOnline)
+}
+
+// Enrollment requests beyond the per-address limit are refused with 429 and Retry-After,
+// and pmagent enroll waits as told and gets through. Before the fix they were unbounded.
+func TestEnrollmentFloodIsRefused(t *testing.T) {
+	t.Parallel()
+	p := startPMD(t, func(c *pmd.Config) { c.EnrollRatePerAddress = 60 })
+	garbage := enrollBody(t, "pmt1.not-a-token", "csr")
+	limited := 0
+	for range 80 {
+		status, e := p.postEnroll(garbage)
+		switch {
+		case status == http.StatusTooManyRequests && e.Code == wire.CodeRateLimited:
+			if e.RetryAfter < time.Second {
+				t.Fatalf("429 with Retry-After %s", e.RetryAfter)
+			}
+			limited++
+		case status == http.StatusUnauthorized || status == http.StatusBadRequest:
+		default:
+			t.Fatalf("enrollment answered %d %+v", status, e)
+		}
+	}
+	if limited < 15 {
+		t.Fatalf("%d of 80 enrollment requests from one address were refused, want at least 15", limited)
+	}
+	// A real host enrolling now waits for its turn and enrolls.
+	st, err := agent.Enroll(t.Context(), agent.EnrollOptions{
+		Server: p.D.AgentAddr, Token: p.token("edge-1"), StateDir: filepath.Join(t.TempDir(), "edge-1"), Log: discardLog(),
+	})
+	if err != nil {
+		t.Fatalf("enroll after the flood: %v", err)
+	}
+	runAgent(t, st)
+	p.waitStatus("edge-1", wire.HostOnline)
 }

@@ -235,3 +235,40 @@ func TestDecodeError(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeError feeds DecodeError any status, Retry-After header and body: it always
+// returns a typed error, never a negative wait, and reads back what WriteError wrote.
+func FuzzDecodeError(f *testing.F) {
+	for _, s := range []struct {
+		status int
+		after  string
+		body   string
+	}{
+		{429, "30", `{"code":"rate_limited","message":"slow down"}`},
+		{429, "0", `{"code":"rate_limited","message":"x"}`},
+		{429, "-1", ``},
+		{503, "Wed, 21 Oct 2015 07:28:00 GMT", `{"code":"unavailable","message":"later"}`},
+		{429, "99999999999999999999", `{"code":"rate_limited"}`},
+		{400, "", `{"code":"invalid_argument","message":"bad"}`},
+		{500, "1", `<html>`},
+	} {
+		f.Add(s.status, s.after, s.body)
+	}
+	f.Fuzz(func(t *testing.T, status int, after, body string) {
+		resp := &http.Response{StatusCode: status, Status: fmt.Sprint(status), Header: http.Header{"Retry-After": {after}},
+			Body: io.NopCloser(strings.NewReader(body))}
+		e := wire.DecodeError(resp)
+		if e == nil || e.Code == "" || e.Status != status {
+			t.Fatalf("DecodeError = %+v", e)
+		}
+		if e.RetryAfter < 0 {
+			t.Fatalf("negative Retry-After %s from %q", e.RetryAfter, after)
+		}
+		rec := httptest.NewRecorder()
+		wire.WriteError(rec, e)
+		back := wire.DecodeError(rec.Result())
+		if back.Code != e.Code || back.Message != e.Message || back.RetryAfter != e.RetryAfter {
+			t.Fatalf("round trip of %+v gave %+v", *e, *back)
+		}
+	})
+}
