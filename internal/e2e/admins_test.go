@@ -292,4 +292,3 @@ func TestBreakGlassAdminCert(t *testing.T) {
 		}
 	})
 }
-
