@@ -83,7 +83,8 @@ type Fleet struct {
 	observer Observer
 
 	limits         limiters
-	revokedServers []string // guarded by mu
+	revokedServers []string          // guarded by mu
+	retired        map[string]string // host id → serial its older certificates were retired for; guarded by mu
 }
 
 // SetObserver sets who hears about connections and bot reports; call it before Serve.
@@ -130,7 +131,7 @@ func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
 	if cfg.EnrollRatePerAddress <= 0 {
 		cfg.EnrollRatePerAddress = DefaultEnrollRatePerAddress
 	}
-	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg)}
+	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}}
 }
 
 // HeartbeatInterval is the interval agents are told to use.

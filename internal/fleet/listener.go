@@ -110,7 +110,7 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 	if err := f.store.SetSession(ctx, hostID, sess.ID, now.UTC()); err != nil {
 		log.Error("record session", "error", err.Error())
 	}
-	f.retireOlder(ctx, log, hostID, serial)
+	f.retireOlder(ctx, log, hostID, serial, h.CertSerial)
 	log.Info("agent connected")
 	f.cfg.Metrics.SessionOpened()
 	defer f.cfg.Metrics.SessionClosed()

@@ -97,9 +97,20 @@ func (f *Fleet) admitEnrollment(remote string, now time.Time) error {
 }
 
 // retireOlder revokes the host's other certificates once a session opened with its newest
-// certificate: the host has shown it holds it, so it needs no older one. A failure is logged;
-// the older certificates then stop at their overlap's end anyway.
-func (f *Fleet) retireOlder(ctx context.Context, log *slog.Logger, hostID, serial string) {
+// certificate (newest is the host's record of it): the host has shown it holds it, so it
+// needs no older one. It writes once per host and certificate in this process's life, not at
+// every reconnect. A failure is logged; the older certificates then stop at their overlap's
+// end anyway.
+func (f *Fleet) retireOlder(ctx context.Context, log *slog.Logger, hostID, serial, newest string) {
+	if serial != newest {
+		return
+	}
+	f.mu.Lock()
+	done := f.retired[hostID] == serial
+	f.mu.Unlock()
+	if done {
+		return
+	}
 	now := f.cfg.Now().UTC()
 	var n int64
 	err := f.store.InTx(ctx, func(tx *store.Store) error {
@@ -114,6 +125,9 @@ func (f *Fleet) retireOlder(ctx context.Context, log *slog.Logger, hostID, seria
 		log.Warn("retire older certificates", "serial", serial, "error", err.Error())
 		return
 	}
+	f.mu.Lock()
+	f.retired[hostID] = serial
+	f.mu.Unlock()
 	if n > 0 {
 		log.Info("older certificates retired", "serial", serial, "retired", n)
 	}
