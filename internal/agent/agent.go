@@ -52,11 +52,10 @@ type Agent struct {
 	mu      sync.Mutex
 	facts   wire.HostFacts
 
-	// renewAfter is when pmd said to try a refused renewal again; only the heartbeat loop
-	// uses it.
+	// renewAfter is when pmd said to try a refused renewal again. Guarded by mu, like
+	// revoked: a session's heartbeat loop may still be finishing as the next one starts.
 	renewAfter time.Time
-	// revoked is the list of revoked server serials as last stored; only the heartbeat
-	// loop uses it. nil until read.
+	// revoked is the sorted list of revoked server serials as last stored; nil until read.
 	revoked []string
 }
 
@@ -283,6 +282,8 @@ func (a *Agent) heartbeat(ctx context.Context, sess *tunnel.Session) (wire.Heart
 func (a *Agent) keepRevokedServers(serials []string) error {
 	serials = slices.Clone(serials)
 	slices.Sort(serials)
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.revoked == nil {
 		stored, err := a.State.RevokedServers()
 		if err != nil {
@@ -312,7 +313,10 @@ func (a *Agent) renewIfDue(ctx context.Context, sess *tunnel.Session, log *slog.
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	due := leaf.NotBefore.Add(time.Duration(float64(life) * renewAt))
 	now := time.Now()
-	if now.Before(due) || now.Before(a.renewAfter) {
+	a.mu.Lock()
+	wait := now.Before(a.renewAfter)
+	a.mu.Unlock()
+	if now.Before(due) || wait {
 		return nil
 	}
 	keyPEM, csrPEM, err := newKeyAndCSR("pmagent")
@@ -323,7 +327,9 @@ func (a *Agent) renewIfDue(ctx context.Context, sess *tunnel.Session, log *slog.
 	if err := call(ctx, sess, http.MethodPost, "/v1/renew", wire.RenewRequest{CSR: string(csrPEM)}, &rr); err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) && we.RetryAfter > 0 {
+			a.mu.Lock()
 			a.renewAfter = now.Add(we.RetryAfter) // pmd said when; ask no sooner
+			a.mu.Unlock()
 		}
 		return err
 	}
