@@ -596,3 +596,20 @@ func TestEnrollmentFloodIsRefused(t *testing.T) {
 	runAgent(t, st)
 	p.waitStatus("edge-1", wire.HostOnline)
 }
+
+// The overall enrollment limit holds whatever the source address.
+func TestEnrollmentsAreLimitedOverall(t *testing.T) {
+	t.Parallel()
+	p := startPMD(t, func(c *pmd.Config) { c.EnrollRate = 5 })
+	garbage := enrollBody(t, "pmt1.not-a-token", "csr")
+	var codes []string
+	for range 8 {
+		_, e := p.postEnroll(garbage)
+		codes = append(codes, e.Code)
+	}
+	want := []string{wire.CodeTokenInvalid, wire.CodeTokenInvalid, wire.CodeTokenInvalid, wire.CodeTokenInvalid, wire.CodeTokenInvalid,
+		wire.CodeRateLimited, wire.CodeRateLimited, wire.CodeRateLimited}
+	if !slices.Equal(codes, want) {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+}
