@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/admins"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
@@ -23,10 +24,11 @@ import (
 
 // API serves the admin endpoints.
 type API struct {
-	Fleet *fleet.Fleet
-	Bots  *bots.Service
-	Store *store.Store
-	Log   *slog.Logger
+	Fleet  *fleet.Fleet
+	Admins *admins.Service
+	Bots   *bots.Service
+	Store  *store.Store
+	Log    *slog.Logger
 }
 
 type actorKey struct{}
@@ -45,6 +47,9 @@ func (a *API) Handler() http.Handler {
 	route("POST /v1/hosts/{ref}/drain", a.drainHost(true))
 	route("POST /v1/hosts/{ref}/undrain", a.drainHost(false))
 	route("GET /v1/audit", a.listAudit)
+	route("POST /v1/admins", a.createAdmin)
+	route("GET /v1/admins", a.listAdmins)
+	route("POST /v1/admins/{name}/revoke", a.revokeAdmin)
 	route("POST /v1/bots", a.createBot)
 	route("GET /v1/bots", a.listBots)
 	route("GET /v1/bots/{ref}", a.getBot)
@@ -70,7 +75,7 @@ func (a *API) authed(h httpapi.HandlerFunc) http.Handler {
 			return wire.Errorf(wire.CodeUnauthenticated, "an admin certificate is required")
 		}
 		if err := a.Fleet.CheckSerial(serial); err != nil {
-			if !errors.Is(err, fleet.ErrCertUnknown) && !errors.Is(err, fleet.ErrCertRevoked) {
+			if !errors.Is(err, fleet.ErrCertUnknown) && !errors.Is(err, fleet.ErrCertRevoked) && !errors.Is(err, fleet.ErrCertSuperseded) {
 				return err // the store is out of reach (503) or failed (500): not the caller's fault
 			}
 			w.Header().Set("Connection", "close")
@@ -150,15 +155,11 @@ func (a *API) removeHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listCerts(w http.ResponseWriter, r *http.Request) error {
-	cs, err := a.Store.ListCerts(r.Context())
+	cs, err := a.Fleet.Certs(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Certificate, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, fleet.CertToWire(c))
-	}
-	wire.WriteJSON(w, http.StatusOK, out)
+	wire.WriteJSON(w, http.StatusOK, cs)
 	return nil
 }
 
@@ -196,12 +197,13 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Server returns the admin API's HTTP server with mutual TLS: TLS 1.3, admin certificates
-// from pmd's CA only, revocation checked at the handshake and on every request.
-func (a *API) Server(cert tls.Certificate, ca *x509.CertPool) *http.Server {
+// from pmd's CA only, revocation checked at the handshake and on every request. cert picks
+// pmd's server certificate at each handshake.
+func (a *API) Server(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), ca *x509.CertPool) *http.Server {
 	return &http.Server{
 		Handler: a.Handler(),
 		TLSConfig: mtls.ServerConfig(mtls.Options{
-			Cert: cert, CA: ca, Kind: wire.CertAdmin, Check: a.Fleet.CheckSerial,
+			GetCertificate: cert, CA: ca, Kind: wire.CertAdmin, Check: a.Fleet.CheckSerial,
 			NextProtos: []string{"http/1.1"},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

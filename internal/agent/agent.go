@@ -14,12 +14,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/hostfacts"
+	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -49,6 +51,12 @@ type Agent struct {
 	started time.Time
 	mu      sync.Mutex
 	facts   wire.HostFacts
+
+	// renewAfter is when pmd said to try a refused renewal again. Guarded by mu, like
+	// revoked: a session's heartbeat loop may still be finishing as the next one starts.
+	renewAfter time.Time
+	// revoked is the sorted list of revoked server serials as last stored; nil until read.
+	revoked []string
 }
 
 // Run connects to pmd and stays connected until ctx ends, reconnecting with jittered
@@ -150,12 +158,27 @@ func (a *Agent) dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	revoked, err := a.State.RevokedServers()
+	if err != nil {
+		// The list is pmd's to give; the next heartbeat writes it whole again.
+		a.Log.Warn("revoked server certificates unreadable; the next heartbeat replaces them", "error", err.Error())
+	}
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		RootCAs:      pool,
 		ServerName:   a.State.Identity.ServerName,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{wire.ProtoTunnel},
+		// After the chain is verified: a server certificate pmd has revoked (rotated out,
+		// perhaps because its key leaked) is refused even though it chains to the root.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 {
+				if serial := pki.SerialString(cs.PeerCertificates[0]); slices.Contains(revoked, serial) {
+					return fmt.Errorf("server certificate %s was revoked by pmd: refusing this server", serial)
+				}
+			}
+			return nil
+		},
 	}
 	dial := a.Dialer
 	if dial == nil {
@@ -224,6 +247,9 @@ func (a *Agent) heartbeats(ctx context.Context, sess *tunnel.Session, log *slog.
 		if d := time.Duration(reply.Interval); d > 0 {
 			interval = d
 		}
+		if err := a.keepRevokedServers(reply.RevokedServers); err != nil {
+			log.Error("store revoked server certificates", "error", err.Error())
+		}
 		if err := a.renewIfDue(ctx, sess, log); err != nil {
 			// A failed renewal is retried at the next heartbeat; the current certificate
 			// is still valid until its end.
@@ -251,6 +277,34 @@ func (a *Agent) heartbeat(ctx context.Context, sess *tunnel.Session) (wire.Heart
 	return reply, err
 }
 
+// keepRevokedServers stores pmd's list of revoked server serials when it differs from the
+// one stored; pmd's list replaces it whole (pmd drops serials once they expire).
+func (a *Agent) keepRevokedServers(serials []string) error {
+	serials = slices.Clone(serials)
+	slices.Sort(serials)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revoked == nil {
+		stored, err := a.State.RevokedServers()
+		if err != nil {
+			stored = []string{"unreadable"} // differs from anything pmd sends: rewrite it
+		}
+		a.revoked = append([]string{}, stored...)
+		slices.Sort(a.revoked)
+	}
+	if slices.Equal(serials, a.revoked) {
+		return nil
+	}
+	if err := a.State.saveRevokedServers(serials); err != nil {
+		return err
+	}
+	a.revoked = append([]string{}, serials...)
+	if len(serials) > 0 {
+		a.Log.Info("revoked server certificates updated", "serials", serials)
+	}
+	return nil
+}
+
 func (a *Agent) renewIfDue(ctx context.Context, sess *tunnel.Session, log *slog.Logger) error {
 	_, leaf, err := a.State.Certificate()
 	if err != nil {
@@ -258,7 +312,11 @@ func (a *Agent) renewIfDue(ctx context.Context, sess *tunnel.Session, log *slog.
 	}
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	due := leaf.NotBefore.Add(time.Duration(float64(life) * renewAt))
-	if time.Now().Before(due) {
+	now := time.Now()
+	a.mu.Lock()
+	wait := now.Before(a.renewAfter)
+	a.mu.Unlock()
+	if now.Before(due) || wait {
 		return nil
 	}
 	keyPEM, csrPEM, err := newKeyAndCSR("pmagent")
@@ -267,6 +325,12 @@ func (a *Agent) renewIfDue(ctx context.Context, sess *tunnel.Session, log *slog.
 	}
 	var rr wire.RenewResponse
 	if err := call(ctx, sess, http.MethodPost, "/v1/renew", wire.RenewRequest{CSR: string(csrPEM)}, &rr); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) && we.RetryAfter > 0 {
+			a.mu.Lock()
+			a.renewAfter = now.Add(we.RetryAfter) // pmd said when; ask no sooner
+			a.mu.Unlock()
+		}
 		return err
 	}
 	if err := a.State.saveCertificate([]byte(rr.Cert), keyPEM); err != nil {
@@ -342,6 +406,8 @@ func describe(err error) string {
 	}
 	s := err.Error()
 	switch {
+	case strings.Contains(s, "refusing this server"):
+		return s + " (the server presents a certificate pmd rotated out: it is not pmd, or a pmd still on an old key)"
 	case strings.Contains(s, "bad certificate"), strings.Contains(s, "certificate required"),
 		strings.Contains(s, "revoked"), strings.Contains(s, "unknown certificate"):
 		return s + " (pmd refused this host's certificate: it was revoked or is unknown; enroll again with a new token)"

@@ -90,23 +90,26 @@ func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	body, _ := json.Marshal(wire.EnrollRequest{Token: tok.Encode(), CSR: string(csrPEM)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+o.Server+"/v1/enroll", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("enroll with %s: %w", o.Server, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e := wire.DecodeError(resp)
-		return nil, fmt.Errorf("enroll with %s: %w", o.Server, e)
-	}
 	var er wire.EnrollResponse
-	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&er); err != nil {
-		return nil, fmt.Errorf("enroll with %s: bad response: %w", o.Server, err)
+	for {
+		err := postEnroll(ctx, hc, o.Server, body, &er)
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != wire.CodeRateLimited || we.RetryAfter <= 0 || we.RetryAfter > maxEnrollWait {
+			if err != nil {
+				return nil, fmt.Errorf("enroll with %s: %w", o.Server, err)
+			}
+			break
+		}
+		// pmd is taking enrollments slower than they come (a fleet rolling out at once):
+		// wait as it asks and try again, with the same token and request.
+		if o.Log != nil {
+			o.Log.Warn("pmd is busy enrolling; waiting", "server", o.Server, "retry_in", we.RetryAfter.String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("enroll with %s: %w (waiting after: %v)", o.Server, ctx.Err(), err)
+		case <-time.After(jitter(we.RetryAfter) + we.RetryAfter/2):
+		}
 	}
 	certs, err := pki.ParseCertsPEM([]byte(er.Cert))
 	if err != nil || len(certs) == 0 {
@@ -125,17 +128,49 @@ func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 	}}
 	id, _ := json.MarshalIndent(st.Identity, "", "  ")
 	rootPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
-	if err := writeFiles(o.StateDir, map[string][]byte{caFile: rootPEM, certFile: []byte(er.Cert), keyFile: keyPEM}); err != nil {
+	if err := replaceFile(o.StateDir, caFile, rootPEM); err != nil {
+		return nil, err
+	}
+	if err := st.saveCertificate([]byte(er.Cert), keyPEM); err != nil {
+		return nil, err
+	}
+	// A list of revoked server certificates from an earlier enrollment means nothing here.
+	if err := os.Remove(filepath.Join(o.StateDir, revokedServersFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	// The identity goes last: a state dir with an identity is a complete one.
-	if err := writeFiles(o.StateDir, map[string][]byte{identityFile: id}); err != nil {
+	if err := replaceFile(o.StateDir, identityFile, id); err != nil {
 		return nil, err
 	}
 	if o.Log != nil {
 		o.Log.Info("host enrolled", "host_id", er.HostID, "host_name", er.HostName, "state_dir", filepath.Clean(o.StateDir))
 	}
 	return st, nil
+}
+
+// maxEnrollWait is the longest Retry-After that Enroll waits out; a longer one is an error.
+const maxEnrollWait = 10 * time.Minute
+
+// postEnroll sends one enrollment request and decodes the answer into er; a refusal is a
+// *wire.Error.
+func postEnroll(ctx context.Context, hc *http.Client, server string, body []byte, er *wire.EnrollResponse) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+server+"/v1/enroll", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return unwrapURLError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return wire.DecodeError(resp)
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(er); err != nil {
+		return fmt.Errorf("bad response: %w", err)
+	}
+	return nil
 }
 
 func poolOf(certs ...*x509.Certificate) *x509.CertPool {

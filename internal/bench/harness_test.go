@@ -213,6 +213,9 @@ func (fx *fixture) config(heartbeat time.Duration) pmd.Config {
 		MetricsAddr:       "127.0.0.1:0", // as in production: every request is counted
 		HeartbeatInterval: heartbeat,
 		LogLevel:          "info",
+		// Every simulated host enrolls from loopback, thousands of them at once.
+		EnrollRate:           1 << 20,
+		EnrollRatePerAddress: 1 << 20,
 	}
 }
 

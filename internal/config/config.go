@@ -27,6 +27,9 @@ func Load(cmd *cobra.Command, prefix, path string, optional bool, dst any) error
 		if f.Name == "help" || f.Name == "config" || bindErr != nil {
 			return
 		}
+		if _, ok := f.Annotations[notSetting]; ok {
+			return
+		}
 		bindErr = v.BindPFlag(f.Name, f)
 	})
 	if bindErr != nil {
@@ -51,6 +54,18 @@ func Load(cmd *cobra.Command, prefix, path string, optional bool, dst any) error
 		return fmt.Errorf("%s: %w", where, cleanErr(err))
 	}
 	return nil
+}
+
+// notSetting marks a flag that is a command's own argument, not a daemon setting.
+const notSetting = "pocketmolt/not-a-setting"
+
+// NotSettings marks flags of fs as a command's own arguments (an output file, say): Load
+// leaves them out, so they are neither read from the file or the environment nor refused as
+// unknown keys of dst.
+func NotSettings(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		_ = fs.SetAnnotation(n, notSetting, []string{"true"})
+	}
 }
 
 func cleanErr(err error) error {

@@ -152,18 +152,58 @@ func CheckMode(path string) error {
 	return nil
 }
 
-// Write stores c at path atomically: it writes a temporary file with mode 0600 in the same
-// directory and renames it over path. The parent directory is created with mode 0700.
-func Write(path string, c *Config) error {
+// Encode returns c as the config file holds it.
+func Encode(c *Config) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(c); err != nil {
-		return fmt.Errorf("encode config: %w", err)
+		return nil, fmt.Errorf("encode config: %w", err)
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("encode config: %w", err)
+		return nil, fmt.Errorf("encode config: %w", err)
 	}
+	return buf.Bytes(), nil
+}
+
+// WriteNew stores c in a new file at path with mode 0600, refusing a path that exists: it is
+// for handing a config (and its private key) to someone, never for replacing one. A failed
+// write leaves no file.
+func WriteNew(path string, c *Config) error {
+	b, err := Encode(c)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("write config: %s already exists; choose another file", path)
+	}
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Write stores c at path atomically: it writes a temporary file with mode 0600 in the same
+// directory and renames it over path. The parent directory is created with mode 0700.
+func Write(path string, c *Config) error {
+	b, err := Encode(c)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.Write(b)
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create config directory: %w", err)

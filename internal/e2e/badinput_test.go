@@ -248,8 +248,10 @@ func TestBadEnrollmentChangesNothing(t *testing.T) {
 			if tt.code == "" && strings.Contains(p.Logs.String()[logsBefore:], "/v1/enroll") {
 				t.Errorf("the agent sent a request pmd should never have seen:\n%s", p.Logs.String()[logsBefore:])
 			}
-			if _, err := os.Stat(filepath.Join(dir, "key.pem")); !os.IsNotExist(err) {
-				t.Errorf("a failed enrollment left a key in the state dir: %v", err)
+			for _, f := range []string{"host.pem", "key.pem"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+					t.Errorf("a failed enrollment left a key in the state dir (%s): %v", f, err)
+				}
 			}
 			if _, err := agent.LoadState(dir); !errors.Is(err, agent.ErrNotEnrolled) && !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("state dir after a failed enrollment: %v, want not enrolled", err)

@@ -57,6 +57,8 @@ func testConfig(t *testing.T) pmd.Config {
 		AdminAddr:         "127.0.0.1:0",
 		HeartbeatInterval: beat,
 		LogLevel:          "debug",
+		// Every test host enrolls from loopback; TestEnrollmentFloodIsRefused tests the limit.
+		EnrollRatePerAddress: 1000,
 	}
 }
 

@@ -8,6 +8,7 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,6 +45,16 @@ type Config struct {
 	Now func() time.Time
 	// Metrics counts requests, sessions and bot events; nil counts nothing.
 	Metrics *metrics.Metrics
+	// CertOverlap is how long an agent certificate replaced by a renewal is still accepted
+	// at new handshakes (default DefaultCertOverlap). A live session on it is never cut.
+	CertOverlap time.Duration
+	// EnrollRate and EnrollRatePerAddress bound enrollment requests per minute, from all
+	// sources and from one source address (defaults DefaultEnrollRate and
+	// DefaultEnrollRatePerAddress); beyond them pmd answers 429 with Retry-After.
+	EnrollRate, EnrollRatePerAddress int
+	// ServerCertificate, when set, picks the server certificate at each handshake, so that a
+	// renewed or rotated one is served without a restart; otherwise Serve's cert is used.
+	ServerCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // Observer is told when a host connects and what it reports about its bots. The bots
@@ -70,6 +81,10 @@ type Fleet struct {
 	sessions sync.WaitGroup
 	closed   bool
 	observer Observer
+
+	limits         limiters
+	revokedServers []string          // guarded by mu
+	retired        map[string]string // host id → serial its older certificates were retired for; guarded by mu
 }
 
 // SetObserver sets who hears about connections and bot reports; call it before Serve.
@@ -107,7 +122,16 @@ func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}}
+	if cfg.CertOverlap <= 0 {
+		cfg.CertOverlap = DefaultCertOverlap
+	}
+	if cfg.EnrollRate <= 0 {
+		cfg.EnrollRate = DefaultEnrollRate
+	}
+	if cfg.EnrollRatePerAddress <= 0 {
+		cfg.EnrollRatePerAddress = DefaultEnrollRatePerAddress
+	}
+	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}}
 }
 
 // HeartbeatInterval is the interval agents are told to use.
@@ -117,12 +141,16 @@ func (f *Fleet) HeartbeatInterval() time.Duration { return f.cfg.HeartbeatInterv
 var (
 	ErrCertUnknown = errors.New("certificate unknown to pmd")
 	ErrCertRevoked = errors.New("certificate revoked")
+	// ErrCertSuperseded refuses an agent certificate that a renewal replaced more than the
+	// overlap ago.
+	ErrCertSuperseded = errors.New("certificate superseded by a renewal")
 )
 
 // CheckSerial is the revocation check for agent and admin certificates at every handshake
-// and again where they are used: the certificate must be one pmd issued and not revoked.
-// When the store is out of reach it cannot tell, and says so with an error wrapping both
-// mtls.ErrUnchecked and store.ErrUnavailable.
+// and again where they are used: the certificate must be one pmd issued, not revoked, and not
+// superseded by a renewal longer than the overlap ago. When the store is out of reach it
+// cannot tell, and says so with an error wrapping both mtls.ErrUnchecked and
+// store.ErrUnavailable.
 func (f *Fleet) CheckSerial(serial string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -136,6 +164,8 @@ func (f *Fleet) CheckSerial(serial string) error {
 		return fmt.Errorf("check certificate: %w", err)
 	case c.RevokedAt != nil:
 		return ErrCertRevoked
+	case c.SupersededAt != nil && !f.cfg.Now().Before(c.SupersededAt.Add(f.cfg.CertOverlap)):
+		return ErrCertSuperseded
 	}
 	return nil
 }

@@ -252,7 +252,11 @@ func (f *Fleet) RevokeCert(ctx context.Context, actor, serial string) (wire.Cert
 		if old.Kind == wire.CertRoot || old.Kind == wire.CertIntermediate || old.Kind == wire.CertServer {
 			return wire.Errorf(wire.CodeInvalidArgument, "certificate %s is pmd's own %s certificate; it cannot be revoked here", serial, old.Kind)
 		}
-		if c, err = tx.RevokeCert(ctx, serial, now); err != nil {
+		c, err = tx.RevokeCert(ctx, serial, now)
+		if errors.Is(err, store.ErrLastAdmin) {
+			return wire.Errorf(wire.CodeConflict, "certificate %s of admin %s is the last valid admin certificate; revoking it would leave nobody able to use the admin API: create another admin first (pmctl admins create NAME)", serial, old.Subject)
+		}
+		if err != nil {
 			return err
 		}
 		if old.RevokedAt != nil {
@@ -264,15 +268,21 @@ func (f *Fleet) RevokeCert(ctx context.Context, actor, serial string) (wire.Cert
 		return wire.Certificate{}, fmt.Errorf("revoke certificate %s: %w", serial, err)
 	}
 	f.closeWhere(func(cn *conn) bool { return cn.serial == serial })
-	return CertToWire(c), nil
+	return CertToWire(c, now), nil
 }
 
-// CertToWire converts a stored certificate for the admin API.
-func CertToWire(c store.Certificate) wire.Certificate {
-	return wire.Certificate{
-		Serial: c.Serial, Kind: c.Kind, Subject: c.Subject, HostID: c.HostID,
-		NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt,
+// Certs lists every certificate pmd's CA has issued, with its status now.
+func (f *Fleet) Certs(ctx context.Context) ([]wire.Certificate, error) {
+	cs, err := f.store.ListCerts(ctx)
+	if err != nil {
+		return nil, err
 	}
+	now := f.cfg.Now()
+	out := make([]wire.Certificate, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, CertToWire(c, now))
+	}
+	return out, nil
 }
 
 // audit appends to the audit log inside the caller's transaction.

@@ -34,7 +34,7 @@ const maxEnrollBytes = 64 << 10
 // sessions; others are plain HTTP/1.1 for POST /v1/enroll only.
 func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
 	cfg := mtls.ServerConfig(mtls.Options{
-		Cert: cert, CA: f.ca.Pool(), Kind: wire.CertAgent, Optional: true, Check: f.CheckSerial,
+		Cert: cert, GetCertificate: f.cfg.ServerCertificate, CA: f.ca.Pool(), Kind: wire.CertAgent, Optional: true, Check: f.CheckSerial,
 		NextProtos: []string{wire.ProtoTunnel, wire.ProtoEnroll},
 	})
 	inner := cfg.VerifyConnection
@@ -110,6 +110,7 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 	if err := f.store.SetSession(ctx, hostID, sess.ID, now.UTC()); err != nil {
 		log.Error("record session", "error", err.Error())
 	}
+	f.retireOlder(ctx, log, hostID, serial, h.CertSerial)
 	log.Info("agent connected")
 	f.cfg.Metrics.SessionOpened()
 	defer f.cfg.Metrics.SessionClosed()
@@ -203,7 +204,7 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 			return fmt.Errorf("record bot states: %w", err)
 		}
 	}
-	wire.WriteJSON(w, http.StatusOK, wire.HeartbeatReply{Interval: wire.Duration(f.cfg.HeartbeatInterval)})
+	wire.WriteJSON(w, http.StatusOK, wire.HeartbeatReply{Interval: wire.Duration(f.cfg.HeartbeatInterval), RevokedServers: f.RevokedServers()})
 	return nil
 }
 
@@ -234,22 +235,29 @@ func validHeartbeat(hb wire.Heartbeat) error {
 	return nil
 }
 
+// renew signs a fresh certificate for the session's host, at most renewBurst at once and
+// then one per agent certificate lifetime / renewRefills, and supersedes the one before:
+// of the host's certificates only the session's and the new one stay valid (see
+// store.RenewCert), and the session's only for the overlap.
 func (f *Fleet) renew(ctx context.Context, w http.ResponseWriter, c *conn, rr wire.RenewRequest) error {
 	now := f.cfg.Now()
+	if ok, wait := f.limits.renew.Allow(c.hostID, now); !ok {
+		return rateLimited(wait, "renew: host %s renewed its certificate too often", c.hostID)
+	}
 	iss, err := f.ca.SignAgent([]byte(rr.CSR), c.hostID, f.cfg.AgentCertTTL, now)
 	if err != nil {
 		return wire.Errorf(wire.CodeInvalidArgument, "renew: %v", err)
 	}
 	rec := CertRecord(iss.Cert, wire.CertAgent, c.hostID)
 	err = f.store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.InsertCert(ctx, rec); err != nil {
+		if err := tx.RenewCert(ctx, c.hostID, c.serial, rec, now.UTC()); err != nil {
 			return err
 		}
-		if err := tx.SetHostCert(ctx, c.hostID, rec.Serial); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now.UTC(), "host:"+c.hostID, "cert.renew", rec.Serial, "agent certificate renewed")
+		return audit(ctx, tx, now.UTC(), "host:"+c.hostID, "cert.renew", rec.Serial, "agent certificate renewed; supersedes "+c.serial)
 	})
+	if errors.Is(err, store.ErrHostRevoked) {
+		return wire.Errorf(wire.CodePermissionDenied, "renew: host %s was revoked", c.hostID)
+	}
 	if err != nil {
 		return fmt.Errorf("renew: %w", err)
 	}
@@ -257,9 +265,14 @@ func (f *Fleet) renew(ctx context.Context, w http.ResponseWriter, c *conn, rr wi
 	return nil
 }
 
-// enroll exchanges a one-time token and a CSR for the host's first certificate.
+// enroll exchanges a one-time token and a CSR for the host's first certificate. Requests are
+// rate-limited per source address and overall; a token whose host has enrolled (with it or
+// another token) or was revoked is refused.
 func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := f.admitEnrollment(r.RemoteAddr, f.cfg.Now()); err != nil {
+		return err
+	}
 	var req wire.EnrollRequest
 	if err := httpapi.Decode(w, r, maxEnrollBytes, &req); err != nil {
 		return err
@@ -285,15 +298,18 @@ func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
 	if t.UsedAt != nil {
 		return wire.Errorf(wire.CodeTokenUsed, "enrollment token %s was already used", tok.ID)
 	}
-	if !now.Before(t.ExpiresAt) {
-		return wire.Errorf(wire.CodeTokenExpired, "enrollment token %s expired at %s", tok.ID, t.ExpiresAt.Format(time.RFC3339))
-	}
 	h, err := f.store.GetHost(ctx, t.HostID)
 	if err != nil {
 		return err
 	}
 	if h.RevokedAt != nil {
-		return wire.Errorf(wire.CodePermissionDenied, "host %s was revoked", h.Name)
+		return errHostRevoked(h.Name)
+	}
+	if h.EnrolledAt != nil || t.InvalidatedAt != nil {
+		return errHostEnrolled(h.Name, tok.ID)
+	}
+	if !now.Before(t.ExpiresAt) {
+		return wire.Errorf(wire.CodeTokenExpired, "enrollment token %s expired at %s", tok.ID, t.ExpiresAt.Format(time.RFC3339))
 	}
 	iss, err := f.ca.SignAgent([]byte(req.CSR), h.ID, f.cfg.AgentCertTTL, now)
 	if err != nil {
@@ -311,6 +327,10 @@ func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
 		return wire.Errorf(wire.CodeTokenUsed, "enrollment token %s was already used", tok.ID)
 	case errors.Is(err, store.ErrTokenExpired):
 		return wire.Errorf(wire.CodeTokenExpired, "enrollment token %s expired", tok.ID)
+	case errors.Is(err, store.ErrHostEnrolled):
+		return errHostEnrolled(h.Name, tok.ID)
+	case errors.Is(err, store.ErrHostRevoked):
+		return errHostRevoked(h.Name)
 	case err != nil:
 		return fmt.Errorf("enroll host %s: %w", h.ID, err)
 	}
@@ -320,6 +340,14 @@ func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
 		Heartbeat: wire.Duration(f.cfg.HeartbeatInterval),
 	})
 	return nil
+}
+
+func errHostEnrolled(name, tokenID string) error {
+	return wire.Errorf(wire.CodeConflict, "host %s is already enrolled, so enrollment token %s can no longer enroll it; to enroll another machine under this name, remove the host first (pmctl hosts remove %s) and make a new token", name, tokenID, name)
+}
+
+func errHostRevoked(name string) error {
+	return wire.Errorf(wire.CodePermissionDenied, "host %s was revoked; remove it (pmctl hosts remove %s) before enrolling a host by that name", name, name)
 }
 
 // CertRecord is the store's record of an issued certificate.

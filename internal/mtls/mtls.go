@@ -26,7 +26,10 @@ var ErrUnchecked = errors.New("certificate status cannot be checked now")
 // Options describe one listener.
 type Options struct {
 	Cert tls.Certificate
-	CA   *x509.CertPool
+	// GetCertificate, when set, picks the server certificate at each handshake instead of
+	// Cert, so that a renewed certificate is served without a restart.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	CA             *x509.CertPool
 	// Kind is the identity kind ("agent" or "admin") a client certificate must carry.
 	Kind string
 	// Optional lets a client without a certificate complete the handshake (enrollment);
@@ -43,12 +46,17 @@ func ServerConfig(o Options) *tls.Config {
 	if o.Optional {
 		auth = tls.VerifyClientCertIfGiven
 	}
+	var certs []tls.Certificate
+	if o.GetCertificate == nil {
+		certs = []tls.Certificate{o.Cert}
+	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{o.Cert},
-		ClientCAs:    o.CA,
-		ClientAuth:   auth,
-		NextProtos:   o.NextProtos,
+		MinVersion:     tls.VersionTLS13,
+		Certificates:   certs,
+		GetCertificate: o.GetCertificate,
+		ClientCAs:      o.CA,
+		ClientAuth:     auth,
+		NextProtos:     o.NextProtos,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				if o.Optional {

@@ -44,14 +44,17 @@ const DefaultAgentTTL = 24 * time.Hour
 const clockSkew = time.Minute
 
 // CA is a root and an intermediate certificate with their keys. The intermediate signs all
-// leaves; the root key is needed only to make a new intermediate. A CA is read-only after it
-// is made and safe for concurrent use.
+// leaves; the root key is needed only to make a new intermediate, and is nil when it is kept
+// offline. A CA is read-only after it is made and safe for concurrent use.
 type CA struct {
 	Root            *x509.Certificate
 	Intermediate    *x509.Certificate
-	RootKey         crypto.Signer
+	RootKey         crypto.Signer // nil when kept offline
 	IntermediateKey crypto.Signer
 }
+
+// RootKeyOffline reports whether the CA was loaded without its root key.
+func (ca *CA) RootKeyOffline() bool { return ca.RootKey == nil }
 
 // Issued is a certificate made by the CA.
 type Issued struct {
@@ -111,9 +114,15 @@ func NewCA(name string, now time.Time) (*CA, error) {
 	return &CA{Root: root, Intermediate: intermediate, RootKey: rootKey, IntermediateKey: intKey}, nil
 }
 
+// ErrRootKeyOffline is returned by what needs the root CA's key when the CA was loaded without
+// it (pmd init --offline-root): only making a new intermediate does.
+var ErrRootKeyOffline = errors.New("the root CA's key is kept offline, not in pmd's database")
+
 // LoadCA reads a CA from PEM: the root and intermediate certificates and their private keys.
 // It checks that the root is a self-signed CA, that the intermediate is a CA signed by the
-// root, and that each key belongs to its certificate.
+// root, and that each key belongs to its certificate. An empty rootKey loads the CA without
+// it (the root key is kept offline): RootKey is then nil, and leaves are still issued, since
+// the intermediate signs them.
 func LoadCA(rootCert, rootKey, intCert, intKey []byte) (*CA, error) {
 	root, err := parseOneCert(rootCert)
 	if err != nil {
@@ -123,9 +132,11 @@ func LoadCA(rootCert, rootKey, intCert, intKey []byte) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ca: intermediate certificate: %w", err)
 	}
-	rk, err := ParseKey(rootKey)
-	if err != nil {
-		return nil, fmt.Errorf("load ca: root key: %w", err)
+	var rk crypto.Signer
+	if len(rootKey) > 0 {
+		if rk, err = ParseKey(rootKey); err != nil {
+			return nil, fmt.Errorf("load ca: root key: %w", err)
+		}
 	}
 	ik, err := ParseKey(intKey)
 	if err != nil {
@@ -140,7 +151,7 @@ func LoadCA(rootCert, rootKey, intCert, intKey []byte) (*CA, error) {
 	if err := intermediate.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("load ca: intermediate is not signed by root: %w", err)
 	}
-	if !keyutil.Equal(root.PublicKey, rk.Public()) {
+	if rk != nil && !keyutil.Equal(root.PublicKey, rk.Public()) {
 		return nil, errors.New("load ca: root key does not match root certificate")
 	}
 	if !keyutil.Equal(intermediate.PublicKey, ik.Public()) {

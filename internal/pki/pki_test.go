@@ -157,6 +157,31 @@ func TestLoadCA(t *testing.T) {
 		}
 	})
 
+	t.Run("root key offline", func(t *testing.T) {
+		loaded, err := LoadCA(ca.RootPEM(), nil, ca.IntermediatePEM(), intKey)
+		if err != nil {
+			t.Fatalf("LoadCA without the root key: %v", err)
+		}
+		if !loaded.RootKeyOffline() || loaded.RootKey != nil {
+			t.Fatal("a CA loaded without its root key says it has one")
+		}
+		if ca.RootKeyOffline() {
+			t.Fatal("a CA with its root key says it is offline")
+		}
+		// Leaves still issue: the intermediate signs them.
+		iss, err := loaded.IssueAdmin("alice", time.Hour, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verify(t, ca.Pool(), iss.CertPEM, "", x509.ExtKeyUsageClientAuth, now); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+		// The intermediate is still checked against the root.
+		if _, err := LoadCA(ca.RootPEM(), nil, other.IntermediatePEM(), otherIntKey); err == nil {
+			t.Error("LoadCA without the root key accepted another CA's intermediate")
+		}
+	})
+
 	tests := []struct {
 		name                        string
 		rootCert, rootK, intC, intK []byte

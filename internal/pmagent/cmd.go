@@ -114,8 +114,9 @@ func newEnrollCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "enroll",
 		Short: "Join this host to pmd with a one-time token",
 		Long: `enroll makes this host's key, pins pmd's root CA by the fingerprint the token
-carries, sends pmd a certificate request with the token, and writes the host's identity
-and certificate into the state dir. The key never leaves the host.`,
+carries, sends pmd a certificate request with the token, and writes the host's identity,
+key and certificate into the state dir. The key never leaves the host. When pmd is taking
+enrollments slower than they come (429), it waits as pmd says and tries again.`,
 		Example: "  pmagent enroll --server pm.example.com:8443 --token pmt1.… --state-dir /var/lib/pmagent",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -47,8 +47,14 @@ var fixtureHosts = []wire.Host{
 }
 
 var fixtureCerts = []wire.Certificate{
-	{Serial: "01", Kind: wire.CertRoot, Subject: "CN=PocketMolt Root", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * 365 * 24 * time.Hour)},
-	{Serial: "5e1f", Kind: wire.CertAgent, Subject: "CN=h_1", HostID: "h_1", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * time.Hour), RevokedAt: ptr(now.Add(-time.Minute))},
+	{Serial: "01", Kind: wire.CertRoot, Subject: "CN=PocketMolt Root", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * 365 * 24 * time.Hour), Status: wire.CertValid},
+	{Serial: "5e1f", Kind: wire.CertAgent, Subject: "CN=h_1", HostID: "h_1", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * time.Hour), RevokedAt: ptr(now.Add(-time.Minute)), Status: wire.CertRevoked},
+	{Serial: "6a2b", Kind: wire.CertAgent, Subject: "CN=h_1", HostID: "h_1", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(23 * time.Hour), SupersededAt: ptr(now.Add(-time.Minute)), Status: wire.CertSuperseded},
+}
+
+var fixtureAdmins = []wire.Admin{
+	{Name: "alice", Serial: "a1", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), Status: wire.CertValid},
+	{Name: "bob", Serial: "b1", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), RevokedAt: ptr(now), Status: wire.CertRevoked},
 }
 
 var fixtureAudit = []wire.AuditEntry{
@@ -108,6 +114,26 @@ func fakePMD(arrived chan<- struct{}) http.Handler {
 			wire.WriteJSON(w, 200, h)
 		})
 	}
+	mux.HandleFunc("POST /v1/admins", func(w http.ResponseWriter, r *http.Request) {
+		var req wire.AdminRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Name == "Bad" {
+			wire.WriteError(w, wire.Errorf(wire.CodeInvalidArgument, "admin name %q: use lower case", req.Name))
+			return
+		}
+		wire.WriteJSON(w, 201, wire.AdminBundle{
+			Admin: wire.Admin{Name: req.Name, Serial: "c1", NotAfter: now.Add(time.Duration(req.TTL)), Status: wire.CertValid},
+			Cert:  "CERT PEM", Key: "KEY PEM", RootCA: "ROOT PEM",
+		})
+	})
+	mux.HandleFunc("GET /v1/admins", func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, 200, fixtureAdmins) })
+	mux.HandleFunc("POST /v1/admins/{name}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") == "alice" {
+			wire.WriteError(w, wire.Errorf(wire.CodeConflict, "admin alice holds the last valid admin certificate"))
+			return
+		}
+		wire.WriteJSON(w, 200, wire.AdminRevocation{Name: r.PathValue("name"), Revoked: fixtureAdmins[1:]})
+	})
 	botRoutes(mux)
 	return mux
 }
@@ -325,9 +351,10 @@ func TestDestructiveCommands(t *testing.T) {
 func TestCertsAndAudit(t *testing.T) {
 	h := newHarness(t)
 	r := h.run(t, runOpts{tty: true}, "certs", "list")
-	want := "SERIAL  KIND   SUBJECT             HOST  NOT AFTER             REVOKED\n" +
-		"01      root   CN=PocketMolt Root  -     2036-11-19T12:00:00Z  -\n" +
-		"5e1f    agent  CN=h_1              h_1   2026-11-23T08:00:00Z  2026-11-22T11:59:00Z\n"
+	want := "SERIAL  KIND   SUBJECT             HOST  STATUS      NOT AFTER             REVOKED\n" +
+		"01      root   CN=PocketMolt Root  -     valid       2036-11-19T12:00:00Z  -\n" +
+		"5e1f    agent  CN=h_1              h_1   revoked     2026-11-23T08:00:00Z  2026-11-22T11:59:00Z\n" +
+		"6a2b    agent  CN=h_1              h_1   superseded  2026-11-23T11:00:00Z  -\n"
 	if r.code != 0 || r.out != want {
 		t.Fatalf("code %d\n%s%s\nwant\n%s", r.code, r.out, r.errOut, want)
 	}
@@ -559,6 +586,8 @@ func TestHelpGolden(t *testing.T) {
 		{"bots_help.golden", []string{"bots", "--help"}},
 		{"bots_create_help.golden", []string{"bots", "create", "--help"}},
 		{"bots_logs_help.golden", []string{"bots", "logs", "--help"}},
+		{"admins_help.golden", []string{"admins", "--help"}},
+		{"admins_create_help.golden", []string{"admins", "create", "--help"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {

@@ -3,6 +3,7 @@ package pmd
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -39,7 +40,8 @@ func putKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name s
 	return st.PutKeyPair(ctx, store.KeyPair{Name: name, CertPEM: certPEM, KeySealed: sealed})
 }
 
-// getKeyPair loads a key pair and opens its key.
+// getKeyPair loads a key pair and opens its key. A key pair stored without its key (the root
+// of `pmd init --offline-root`) has a nil keyPEM.
 func getKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name string) (certPEM, keyPEM []byte, err error) {
 	kp, err := st.GetKeyPair(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -47,6 +49,9 @@ func getKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name s
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if kp.KeySealed == "" {
+		return kp.CertPEM, nil, nil
 	}
 	key, err := kr.Open(kp.KeySealed, keyAD(name))
 	if err != nil {
@@ -65,6 +70,9 @@ func loadCA(ctx context.Context, st *store.Store, kr *secret.Keyring) (*pki.CA, 
 	if err != nil {
 		return nil, err
 	}
+	if ik == nil {
+		return nil, errors.New("the database holds the intermediate CA without its key")
+	}
 	ca, err := pki.LoadCA(rc, rk, ic, ik)
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
@@ -72,40 +80,77 @@ func loadCA(ctx context.Context, st *store.Store, kr *secret.Keyring) (*pki.CA, 
 	return ca, nil
 }
 
-// issueServer makes pmd's server certificate for names and records it.
-func issueServer(ctx context.Context, st *store.Store, kr *secret.Keyring, ca *pki.CA, names []string, now time.Time) error {
+// issueServer makes pmd's server certificate for names, records it and returns it.
+func issueServer(ctx context.Context, st *store.Store, kr *secret.Keyring, ca *pki.CA, names []string, now time.Time) (*pki.Issued, error) {
 	iss, err := ca.IssueServer(names, serverCertTTL, now)
 	if err != nil {
-		return fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("server certificate: %w", err)
 	}
 	if err := putKeyPair(ctx, st, kr, kpServer, iss.CertPEM, iss.KeyPEM); err != nil {
-		return err
+		return nil, err
 	}
-	return st.InsertCert(ctx, fleet.CertRecord(iss.Cert, wire.CertServer, ""))
+	if err := st.InsertCert(ctx, fleet.CertRecord(iss.Cert, wire.CertServer, "")); err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// certNames are the DNS names and IP addresses a certificate is valid for.
+func certNames(c *x509.Certificate) []string {
+	names := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
+}
+
+// renewDue reports whether a certificate has less than a third of its life left at now.
+func renewDue(c *x509.Certificate, now time.Time) bool {
+	return now.After(c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3))
 }
 
 // serverCert loads pmd's server certificate as presented on its TLS listeners: leaf,
 // intermediate and root, so that an enrolling host can pin the root. A certificate with less
-// than a third of its life left is renewed first, for the same names.
+// than a third of its life left is renewed first, for the same names, in a transaction that
+// reads it again; pmd processes sharing a database that renew it at the same moment each
+// make a valid certificate, and the one stored last is what all of them load next.
 func serverCert(ctx context.Context, st *store.Store, kr *secret.Keyring, ca *pki.CA, now time.Time) (tls.Certificate, error) {
 	certPEM, keyPEM, err := getKeyPair(ctx, st, kr, kpServer)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
 	certs, err := pki.ParseCertsPEM(certPEM)
-	if err != nil || len(certs) == 0 {
+	if err != nil || len(certs) == 0 || keyPEM == nil {
 		return tls.Certificate{}, fmt.Errorf("server certificate in the database is damaged")
 	}
 	leaf := certs[0]
-	if now.After(leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 3)) {
-		names := append([]string{}, leaf.DNSNames...)
-		for _, ip := range leaf.IPAddresses {
-			names = append(names, ip.String())
-		}
-		if err := st.InTx(ctx, func(tx *store.Store) error { return issueServer(ctx, tx, kr, ca, names, now) }); err != nil {
+	if renewDue(leaf, now) {
+		err := st.InTx(ctx, func(tx *store.Store) error {
+			certPEM, _, err := getKeyPair(ctx, tx, kr, kpServer)
+			if err != nil {
+				return err
+			}
+			if cs, err := pki.ParseCertsPEM(certPEM); err == nil && !renewDue(cs[0], now) {
+				return nil // renewed meanwhile
+			}
+			iss, err := issueServer(ctx, tx, kr, ca, certNames(leaf), now)
+			if err != nil {
+				return err
+			}
+			_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now.UTC(), Actor: "pmd", Action: "cert.renew", Target: pki.SerialString(iss.Cert),
+				Detail: "server certificate renewed; replaces " + pki.SerialString(leaf)})
+			return err
+		})
+		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew server certificate: %w", err)
 		}
-		return serverCert(ctx, st, kr, ca, now)
+		if certPEM, keyPEM, err = getKeyPair(ctx, st, kr, kpServer); err != nil {
+			return tls.Certificate{}, err
+		}
+		if certs, err = pki.ParseCertsPEM(certPEM); err != nil || len(certs) == 0 || keyPEM == nil {
+			return tls.Certificate{}, fmt.Errorf("server certificate in the database is damaged")
+		}
+		leaf = certs[0]
 	}
 	c, err := tls.X509KeyPair(append(certPEM, ca.RootPEM()...), keyPEM)
 	if err != nil {

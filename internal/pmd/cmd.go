@@ -41,13 +41,15 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `pmd owns the database, the CA, the fleet of hosts and the admin API.
 
 One pmd at a time uses a data dir: serve, dev, init and rotate-key hold an exclusive
-lock on <data-dir>/pmd.lock while they run, and refuse a data dir that another holds.`,
+lock on <data-dir>/pmd.lock while they run, and refuse a data dir that another holds.
+admin-cert and rotate-server-cert take no lock: they run beside a running pmd.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newInitCmd(stdout), newServeCmd(stderr), newDevCmd(stdout, stderr), newRotateKeyCmd(stdout), newVersionCmd(stdout))
+	root.AddCommand(newInitCmd(stdout), newServeCmd(stderr), newDevCmd(stdout, stderr), newRotateKeyCmd(stdout),
+		newAdminCertCmd(stdout), newRotateServerCertCmd(stdout), newVersionCmd(stdout))
 	return root
 }
 
@@ -76,6 +78,9 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
 	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
 	fs.String("metrics-addr", "", "address serving Prometheus metrics at /metrics over plain HTTP, e.g. 127.0.0.1:9464 (empty: none)")
+	fs.Duration("agent-cert-overlap", fleet.DefaultCertOverlap, "how long an agent certificate replaced by a renewal is still accepted at new handshakes")
+	fs.Int("enroll-rate", fleet.DefaultEnrollRate, "enrollment requests a minute pmd accepts from all sources together; more get 429")
+	fs.Int("enroll-rate-per-address", fleet.DefaultEnrollRatePerAddress, "enrollment requests a minute pmd accepts from one source address (an IPv6 /64); more get 429")
 }
 
 // loadConfig reads flags, PMD_* variables and the config file. The file is required when
@@ -121,12 +126,18 @@ func newInitCmd(out io.Writer) *cobra.Command {
 		Short: "Create the database, master key, CA, server certificate and configs in a data dir",
 		Long: `init creates a pmd installation in the data dir: the master key (0600), the
 database, a root and an intermediate CA, pmd's server certificate for the names and
-addresses given, pmd.yaml recording the addresses, and pmctl.yaml (0600) holding an
-admin certificate for the admin address.
+addresses given, pmd.yaml recording the addresses, and pmctl.yaml (0600) holding the
+first admin certificate, for --admin (default: $USER when it is a valid name, else
+"admin"), for the admin address. Give every further operator a certificate of their own
+with pmctl admins create, so the audit log names who did what.
+
+With --offline-root the root CA's key is written to <data-dir>/root-ca.key (0600) and
+not stored in the database: move it to offline storage. pmd runs on the intermediate's
+key alone; only making a new intermediate CA would need the root key.
 
 It refuses a data dir that is already initialised unless --force, which starts over
 with a new CA: every host must then enroll again.`,
-		Example: "  pmd init --data-dir ./pm --server-name pm.example.com --agent-addr 0.0.0.0:8443",
+		Example: "  pmd init --data-dir ./pm --server-name pm.example.com --agent-addr 0.0.0.0:8443 --admin alice",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, false)
@@ -139,6 +150,8 @@ with a new CA: every host must then enroll again.`,
 	commonFlags(cmd.Flags())
 	cmd.Flags().StringSlice("server-name", nil, "extra DNS name or IP for pmd's certificate (repeatable)")
 	cmd.Flags().Bool("force", false, "replace an existing installation and its CA")
+	cmd.Flags().String("admin", "", `name of the first admin, as the audit log shows it (default: $USER if valid, else "admin")`)
+	cmd.Flags().Bool("offline-root", false, "write the root CA's key to <data-dir>/root-ca.key to keep offline, not into the database")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // Config is pmd's configuration. Each field is a flag of the same name, a PMD_<NAME>
@@ -34,8 +35,20 @@ type Config struct {
 	// same names); init does not record them.
 	BotFirewall    bool     `mapstructure:"bot-firewall" yaml:"-"`
 	BotEgressAllow []string `mapstructure:"bot-egress-allow" yaml:"-"`
+	// AgentCertOverlap is how long an agent certificate replaced by a renewal is still
+	// accepted at new handshakes.
+	AgentCertOverlap time.Duration `mapstructure:"agent-cert-overlap" yaml:"agent-cert-overlap,omitempty"`
+	// EnrollRate and EnrollRatePerAddress bound enrollment requests per minute, overall and
+	// from one source address.
+	EnrollRate           int `mapstructure:"enroll-rate" yaml:"enroll-rate,omitempty"`
+	EnrollRatePerAddress int `mapstructure:"enroll-rate-per-address" yaml:"enroll-rate-per-address,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
+	// Admin is init's --admin: the name in the first admin certificate. Never read from a file.
+	Admin string `mapstructure:"admin" yaml:"-"`
+	// OfflineRoot is init's --offline-root: the root CA's key goes to a file for the operator
+	// to keep offline instead of into the database. Never read from a file.
+	OfflineRoot bool `mapstructure:"offline-root" yaml:"-"`
 }
 
 // Defaults.
@@ -68,7 +81,10 @@ func (c *Config) KeyFile() string {
 
 // FleetConfig is the fleet's part of the configuration.
 func (c *Config) FleetConfig() fleet.Config {
-	return fleet.Config{HeartbeatInterval: c.HeartbeatInterval, AgentCertTTL: c.AgentCertTTL, TokenTTL: c.TokenTTL}
+	return fleet.Config{
+		HeartbeatInterval: c.HeartbeatInterval, AgentCertTTL: c.AgentCertTTL, TokenTTL: c.TokenTTL,
+		CertOverlap: c.AgentCertOverlap, EnrollRate: c.EnrollRate, EnrollRatePerAddress: c.EnrollRatePerAddress,
+	}
 }
 
 // Validate checks every value and says what to fix.
@@ -94,6 +110,21 @@ func (c *Config) Validate() error {
 	}
 	if c.AgentCertTTL < 0 || c.AgentCertTTL > 0 && c.AgentCertTTL < time.Minute {
 		return fmt.Errorf("agent-cert-ttl %s: use at least 1m", c.AgentCertTTL)
+	}
+	if c.AgentCertOverlap < 0 || c.AgentCertOverlap > 0 && c.AgentCertOverlap < time.Second {
+		return fmt.Errorf("agent-cert-overlap %s: use at least 1s", c.AgentCertOverlap)
+	}
+	if c.AgentCertOverlap > time.Hour {
+		return fmt.Errorf("agent-cert-overlap %s: use at most 1h; a renewed host reconnects with its new certificate long before", c.AgentCertOverlap)
+	}
+	if c.EnrollRate < 0 {
+		return fmt.Errorf("enroll-rate %d: use a positive number of enrollments a minute", c.EnrollRate)
+	}
+	if c.EnrollRatePerAddress < 0 {
+		return fmt.Errorf("enroll-rate-per-address %d: use a positive number of enrollments a minute", c.EnrollRatePerAddress)
+	}
+	if c.Admin != "" && !wire.ValidName(c.Admin) {
+		return fmt.Errorf("admin %q: %s", c.Admin, wire.NameRule)
 	}
 	if c.BotImage != "" {
 		if err := bots.ValidImage(c.BotImage); err != nil {

@@ -2,7 +2,6 @@ package pmd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pocketmolt/pocketmolt/internal/adminapi"
+	"github.com/pocketmolt/pocketmolt/internal/admins"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
@@ -38,7 +38,7 @@ type Daemon struct {
 
 	cfg      Config
 	log      *slog.Logger
-	cert     tls.Certificate
+	certs    *serverCerts
 	public   net.Listener
 	agents   net.Listener
 	admin    net.Listener
@@ -88,7 +88,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	if d.CA, err = loadCA(ctx, st, kr); err != nil {
 		return nil, err
 	}
-	if d.cert, err = serverCert(ctx, st, kr, d.CA, time.Now()); err != nil {
+	d.certs = &serverCerts{st: st, kr: kr, ca: d.CA, log: log}
+	if _, err = d.certs.refresh(ctx, time.Now()); err != nil {
 		return nil, err
 	}
 	// Sessions recorded by an earlier run are gone with it.
@@ -123,7 +124,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	fc := cfg.FleetConfig()
 	fc.AgentAddress = advertised(cfg, d.AgentAddr)
 	fc.Metrics = d.Metrics
+	fc.ServerCertificate = d.certs.Get
 	d.Fleet = fleet.New(st, d.CA, fc, log)
+	if err := d.RefreshServerCert(ctx, time.Now()); err != nil {
+		return nil, err
+	}
 	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout}, log)
 	d.Fleet.SetObserver(d.Bots)
 	if d.registry != nil {
@@ -137,14 +142,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.closeAll()
 	d.log.Info("pmd serving", "public_addr", d.PublicAddr, "agent_addr", d.AgentAddr, "admin_addr", d.AdminAddr,
 		"metrics_addr", d.MetricsAddr, "database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
-	api := &adminapi.API{Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin")}
+	api := &adminapi.API{
+		Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin"),
+		Admins: &admins.Service{Store: d.Store, CA: d.CA},
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })
+	g.Go(func() error { d.runServerCert(ctx); return nil })
 	g.Go(func() error {
-		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, d.cert))
+		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, *d.certs.cur.Load()))
 	})
 	g.Go(func() error {
-		srv := api.Server(d.cert, d.CA.Pool())
+		srv := api.Server(d.certs.Get, d.CA.Pool())
 		srv.Handler = d.Metrics.HTTP("admin", srv.Handler)
 		return wrap("admin listener", httpapi.Serve(ctx, srv, d.admin))
 	})

@@ -22,8 +22,8 @@ import (
 const exampleConfig = "../../examples/pmd.yaml"
 
 // notInFile are Config keys that the file cannot usefully set: the data dir is read before the
-// file, and --force is a one-off.
-var notInFile = []string{"data-dir", "force"}
+// file, and --force, --admin and --offline-root are init's one-offs.
+var notInFile = []string{"data-dir", "force", "admin", "offline-root"}
 
 // clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
 func clearEnv(t *testing.T) {
@@ -47,16 +47,19 @@ func loadWith(t *testing.T, cmd *cobra.Command, required bool, args ...string) (
 
 func TestExampleConfigLoads(t *testing.T) {
 	want := Config{
-		PublicAddr:        "127.0.0.1:8080",
-		AgentAddr:         "0.0.0.0:8443",
-		AdminAddr:         "127.0.0.1:9443",
-		ServerName:        []string{"pm.example.com"},
-		HeartbeatInterval: 10 * time.Second,
-		AgentCertTTL:      24 * time.Hour,
-		TokenTTL:          time.Hour,
-		LogLevel:          "info",
-		BotImage:          "ghcr.io/openclaw/openclaw:2026.9.6",
-		BotStartTimeout:   2 * time.Minute,
+		PublicAddr:           "127.0.0.1:8080",
+		AgentAddr:            "0.0.0.0:8443",
+		AdminAddr:            "127.0.0.1:9443",
+		ServerName:           []string{"pm.example.com"},
+		HeartbeatInterval:    10 * time.Second,
+		AgentCertTTL:         24 * time.Hour,
+		TokenTTL:             time.Hour,
+		LogLevel:             "info",
+		BotImage:             "ghcr.io/openclaw/openclaw:2026.9.6",
+		BotStartTimeout:      2 * time.Minute,
+		AgentCertOverlap:     10 * time.Minute,
+		EnrollRate:           600,
+		EnrollRatePerAddress: 20,
 	}
 	for _, tc := range []struct {
 		name     string

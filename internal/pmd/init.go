@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pocketmolt/pocketmolt/internal/admins"
 	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
@@ -20,8 +21,22 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-// AdminName is the name in the first admin certificate, the one pmctl.yaml holds.
-const AdminName = "admin"
+// FallbackAdminName is the name in the first admin certificate when neither --admin nor a
+// usable $USER gives one.
+const FallbackAdminName = "admin"
+
+// RootKeyFile is where `pmd init --offline-root` writes the root CA's key, for the operator
+// to move offline.
+const RootKeyFile = "root-ca.key"
+
+// DefaultAdminName is the first admin's name for a user name (from $USER): the user name
+// when it is a valid admin name, else FallbackAdminName.
+func DefaultAdminName(user string) string {
+	if wire.ValidName(user) {
+		return user
+	}
+	return FallbackAdminName
+}
 
 // Initialised reports whether dir already holds a pmd installation, and which file says so.
 func Initialised(dir string) (bool, string) {
@@ -34,10 +49,12 @@ func Initialised(dir string) (bool, string) {
 }
 
 // Init creates a pmd installation in cfg.DataDir: master key, database, root and intermediate
-// CA, server certificate, a first admin certificate in pmctl.yaml, and pmd.yaml recording the
-// addresses. It refuses an initialised data dir unless cfg.Force, so a CA is never replaced by
-// accident, and a data dir another pmd is using; on any failure it removes what it made.
-// Progress goes to out.
+// CA, server certificate, a first admin certificate (for cfg.Admin, default from $USER) in
+// pmctl.yaml, and pmd.yaml recording the addresses. With cfg.OfflineRoot the root CA's key is
+// written to RootKeyFile for the operator to keep offline and is not stored in the database.
+// It refuses an initialised data dir unless cfg.Force, so a CA is never replaced by accident,
+// and a data dir another pmd is using; on any failure it removes what it made. Progress goes
+// to out.
 func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -75,7 +92,7 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 	if cfg.Force {
 		fmt.Fprintf(out, "warning: --force: replacing the installation in %s; every host must enroll again\n", dir)
-		for _, f := range []string{ConfigFile, CtlConfigFile, MasterKeyFile, DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm"} {
+		for _, f := range []string{ConfigFile, CtlConfigFile, MasterKeyFile, DatabaseFile, DatabaseFile + "-wal", DatabaseFile + "-shm", RootKeyFile} {
 			if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
 				return fmt.Errorf("--force: %w", err)
 			}
@@ -123,21 +140,35 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	admin, err := ca.IssueAdmin(AdminName, adminCertTTL, now)
+	adminName := cfg.Admin
+	if adminName == "" {
+		adminName = DefaultAdminName(os.Getenv("USER"))
+	}
+	rootKey, err := pki.MarshalKey(ca.RootKey)
 	if err != nil {
 		return err
 	}
-	names := serverNames(cfg)
-	err = st.InTx(ctx, func(tx *store.Store) error {
-		rootKey, err := pki.MarshalKey(ca.RootKey)
-		if err != nil {
-			return err
+	if cfg.OfflineRoot {
+		path := filepath.Join(dir, RootKeyFile)
+		if err := writeExclusive(path, rootKey, 0o600); err != nil {
+			return fmt.Errorf("root CA key: %w", err)
 		}
+		made = append(made, path)
+	}
+	names := serverNames(cfg)
+	var admin wire.AdminBundle
+	err = st.InTx(ctx, func(tx *store.Store) error {
 		intKey, err := pki.MarshalKey(ca.IntermediateKey)
 		if err != nil {
 			return err
 		}
-		if err := putKeyPair(ctx, tx, kr, kpRoot, ca.RootPEM(), rootKey); err != nil {
+		if cfg.OfflineRoot {
+			// The root's certificate only: its key is in RootKeyFile, for the operator.
+			err = tx.PutKeyPair(ctx, store.KeyPair{Name: kpRoot, CertPEM: ca.RootPEM()})
+		} else {
+			err = putKeyPair(ctx, tx, kr, kpRoot, ca.RootPEM(), rootKey)
+		}
+		if err != nil {
 			return err
 		}
 		if err := putKeyPair(ctx, tx, kr, kpIntermediate, ca.IntermediatePEM(), intKey); err != nil {
@@ -146,22 +177,32 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		for _, c := range []store.Certificate{
 			fleet.CertRecord(ca.Root, wire.CertRoot, ""),
 			fleet.CertRecord(ca.Intermediate, wire.CertIntermediate, ""),
-			fleet.CertRecord(admin.Cert, wire.CertAdmin, ""),
 		} {
 			if err := tx.InsertCert(ctx, c); err != nil {
 				return err
 			}
 		}
-		if err := issueServer(ctx, tx, kr, ca, names, now); err != nil {
+		if _, err := issueServer(ctx, tx, kr, ca, names, now); err != nil {
 			return err
 		}
-		_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now.UTC(), Actor: "pmd", Action: "pmd.init", Target: dir, Detail: "root " + pki.Fingerprint(ca.Root)})
+		detail := "root " + pki.Fingerprint(ca.Root)
+		if cfg.OfflineRoot {
+			detail += ", root key kept offline"
+		}
+		if _, err := tx.AppendAudit(ctx, store.AuditEntry{Time: now.UTC(), Actor: "pmd", Action: "pmd.init", Target: dir, Detail: detail}); err != nil {
+			return err
+		}
+		admin, err = admins.Issue(ctx, tx, ca, adminName, adminCertTTL, now.UTC(), "pmd", "the first admin, made by pmd init")
 		return err
 	})
+	clear(rootKey)
 	if err != nil {
 		return fmt.Errorf("initialise database: %w", err)
 	}
-	fmt.Fprintf(out, "database: %s\nroot CA fingerprint: %s\nserver certificate names: %v\n", redactURL(cfg.DatabaseURL()), pki.Fingerprint(ca.Root), names)
+	fmt.Fprintf(out, "database: %s\nroot CA fingerprint: %s\nserver certificate names: %v\nfirst admin: %s\n", redactURL(cfg.DatabaseURL()), pki.Fingerprint(ca.Root), names, adminName)
+	if cfg.OfflineRoot {
+		fmt.Fprintf(out, "root CA key: %s (0600) — not in the database: move it to offline storage now; pmd runs without it\n", filepath.Join(dir, RootKeyFile))
+	}
 
 	// pmctl's config, for the admin listener.
 	ctlPath := filepath.Join(dir, CtlConfigFile)
@@ -170,7 +211,7 @@ func Init(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		CurrentContext: "default",
 		Contexts: []ctlconfig.Context{{
 			Name: "default", Server: dialAddr(cfg.AdminAddr),
-			CAData: string(ca.RootPEM()), CertData: string(admin.CertPEM), KeyData: string(admin.KeyPEM),
+			CAData: admin.RootCA, CertData: admin.Cert, KeyData: admin.Key,
 		}},
 	}); err != nil {
 		return fmt.Errorf("write %s: %w", ctlPath, err)

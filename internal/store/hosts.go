@@ -145,10 +145,10 @@ func (s *Store) RecordHeartbeat(ctx context.Context, hostID string, at time.Time
 	return nil
 }
 
-// RevokeHost atomically marks the host revoked at at, clears its session and
-// revokes every certificate of the host not yet revoked. A host that is
-// already revoked keeps its first revoked_at. It returns ErrNotFound for an
-// unknown host.
+// RevokeHost atomically marks the host revoked at at, clears its session,
+// revokes every certificate of the host not yet revoked and deletes its
+// enrollment tokens. A host that is already revoked keeps its first
+// revoked_at. It returns ErrNotFound for an unknown host.
 func (s *Store) RevokeHost(ctx context.Context, hostID string, at time.Time) error {
 	err := s.InTx(ctx, func(tx *Store) error {
 		err := mustAffect(tx.execCount(ctx, `UPDATE hosts SET revoked_at = COALESCE(revoked_at, ?), session_id = NULL WHERE id = ?`,
@@ -156,7 +156,10 @@ func (s *Store) RevokeHost(ctx context.Context, hostID string, at time.Time) err
 		if err != nil {
 			return err
 		}
-		_, err = tx.exec(ctx, `UPDATE certificates SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL`, at, hostID)
+		if _, err = tx.exec(ctx, `UPDATE certificates SET revoked_at = ? WHERE host_id = ? AND revoked_at IS NULL`, at, hostID); err != nil {
+			return dbErr(err)
+		}
+		_, err = tx.exec(ctx, `DELETE FROM tokens WHERE host_id = ?`, hostID)
 		return dbErr(err)
 	})
 	if err != nil {

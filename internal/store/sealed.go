@@ -38,7 +38,9 @@ var sealedColumns = []struct{ table, key, column string }{
 func (s *Store) ListSealed(ctx context.Context) ([]SealedValue, error) {
 	var out []SealedValue
 	for _, c := range sealedColumns {
-		rows, err := s.query(ctx, `SELECT `+c.key+`, `+c.column+` FROM `+c.table+` ORDER BY `+c.key)
+		// An empty value seals nothing: the root's key pair row when the root key is kept
+		// offline.
+		rows, err := s.query(ctx, `SELECT `+c.key+`, `+c.column+` FROM `+c.table+` WHERE `+c.column+` <> '' ORDER BY `+c.key)
 		if err != nil {
 			return nil, fmt.Errorf("list sealed values in %s: %w", c.table, dbErr(err))
 		}

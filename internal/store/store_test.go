@@ -341,8 +341,13 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		mustOK(t, s.InsertCert(ctx, old))
 		mustOK(t, s.InsertCert(ctx, cert("02", "h1", ts(time.Minute))))
 		mustOK(t, s.InsertCert(ctx, cert("03", "h2", ts(time.Minute))))
+		mustOK(t, s.CreateToken(ctx, token("t1", "h1")))
+		mustOK(t, s.CreateToken(ctx, token("t2", "h2")))
 
 		mustOK(t, s.RevokeHost(ctx, "h1", ts(time.Hour)))
+		// Its tokens are gone; other hosts' stay.
+		mustIs(t, second(s.GetToken(ctx, "t1")), ErrNotFound)
+		mustOK(t, second(s.GetToken(ctx, "t2")))
 		h, err := s.GetHost(ctx, "h1")
 		mustOK(t, err)
 		mustEqual(t, "revoked_at", h.RevokedAt, ptr(ts(time.Hour)))
@@ -575,6 +580,8 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		server := KeyPair{Name: "server", CertPEM: []byte("server cert"), KeySealed: "v1:k1:server"}
 		mustOK(t, s.PutKeyPair(ctx, server))
 		mustOK(t, s.PutKeyPair(ctx, root))
+		// A key pair whose key is kept elsewhere (an offline root) seals nothing.
+		mustOK(t, s.PutKeyPair(ctx, KeyPair{Name: "offline", CertPEM: []byte("cert"), KeySealed: ""}))
 		bot := func(id string) Bot {
 			return Bot{ID: id, Name: "name-" + id, HostID: "h1", Spec: []byte(`{}`), Secrets: "v1:k1:" + id,
 				SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0)}
@@ -760,6 +767,8 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		_, err = s.GetHost(ctx, "h3")
 		mustOK(t, err)
 	})
+
+	pkiSuite(t, open)
 
 	t.Run("time round trip", func(t *testing.T) {
 		s, ctx := open(t), t.Context()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Error codes. They cross the wire in {"code","message"} bodies; callers branch on Code,
@@ -21,6 +23,7 @@ const (
 	CodeTokenExpired     = "token_expired"
 	CodeTokenUsed        = "token_used"
 	CodeUnavailable      = "unavailable"
+	CodeRateLimited      = "rate_limited"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeInternal         = "internal"
 )
@@ -31,6 +34,9 @@ type Error struct {
 	Message string `json:"message"`
 	// Status is the HTTP status the error travelled with; not serialised.
 	Status int `json:"-"`
+	// RetryAfter is how long the caller should wait before trying again, sent as the
+	// Retry-After header (whole seconds, rounded up); zero when there is nothing to wait for.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -59,6 +65,8 @@ func HTTPStatus(code string) int {
 		return http.StatusMethodNotAllowed
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -80,8 +88,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// WriteError writes e as {"code","message"} with the status its code maps to.
+// WriteError writes e as {"code","message"} with the status its code maps to, and a
+// Retry-After header when e.RetryAfter is set.
 func WriteError(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	WriteJSON(w, HTTPStatus(e.Code), e)
 }
 
@@ -94,5 +106,8 @@ func DecodeError(resp *http.Response) *Error {
 		e = Error{Code: CodeInternal, Message: fmt.Sprintf("unexpected response: %s", resp.Status)}
 	}
 	e.Status = resp.StatusCode
+	if s, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 32); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
 	return &e
 }

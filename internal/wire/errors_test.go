@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -51,6 +52,7 @@ func TestHTTPStatus(t *testing.T) {
 		{wire.CodePayloadTooLarge, http.StatusRequestEntityTooLarge},
 		{wire.CodeMethodNotAllowed, http.StatusMethodNotAllowed},
 		{wire.CodeUnavailable, http.StatusServiceUnavailable},
+		{wire.CodeRateLimited, http.StatusTooManyRequests},
 		{wire.CodeInternal, http.StatusInternalServerError},
 		{"", http.StatusInternalServerError},
 		{"no_such_code", http.StatusInternalServerError},
@@ -106,7 +108,7 @@ func TestWriteErrorThenDecodeError(t *testing.T) {
 	codes := []string{
 		wire.CodeInvalidArgument, wire.CodeNotFound, wire.CodeConflict, wire.CodeUnauthenticated,
 		wire.CodePermissionDenied, wire.CodePayloadTooLarge, wire.CodeTokenInvalid, wire.CodeTokenExpired,
-		wire.CodeTokenUsed, wire.CodeUnavailable, wire.CodeMethodNotAllowed, wire.CodeInternal,
+		wire.CodeTokenUsed, wire.CodeUnavailable, wire.CodeMethodNotAllowed, wire.CodeRateLimited, wire.CodeInternal,
 	}
 	for _, code := range codes {
 		t.Run(code, func(t *testing.T) {
@@ -134,6 +136,39 @@ func TestWriteErrorThenDecodeError(t *testing.T) {
 				t.Errorf("DecodeError = %+v, want %+v", *got, *want)
 			}
 		})
+	}
+}
+
+// A refusal that says when to come back carries it as Retry-After, in whole seconds rounded
+// up, and the client reads it back.
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		after  time.Duration
+		header string
+		back   time.Duration
+	}{
+		{0, "", 0},
+		{time.Millisecond, "1", time.Second},
+		{time.Second, "1", time.Second},
+		{90*time.Second + time.Nanosecond, "91", 91 * time.Second},
+	} {
+		t.Run(tt.after.String(), func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			wire.WriteError(rec, &wire.Error{Code: wire.CodeRateLimited, Message: "slow down", RetryAfter: tt.after})
+			if got := rec.Header().Get("Retry-After"); got != tt.header {
+				t.Errorf("Retry-After = %q, want %q", got, tt.header)
+			}
+			if got := wire.DecodeError(rec.Result()); got.RetryAfter != tt.back || got.Status != http.StatusTooManyRequests {
+				t.Errorf("DecodeError = %+v, want RetryAfter %s and status 429", *got, tt.back)
+			}
+		})
+	}
+	for _, bad := range []string{"soon", "-3", "0", "Wed, 21 Oct 2015 07:28:00 GMT"} {
+		resp := &http.Response{StatusCode: 429, Status: "429", Header: http.Header{"Retry-After": {bad}},
+			Body: io.NopCloser(strings.NewReader(`{"code":"rate_limited","message":"x"}`))}
+		if got := wire.DecodeError(resp); got.RetryAfter != 0 {
+			t.Errorf("Retry-After %q read as %s, want none", bad, got.RetryAfter)
+		}
 	}
 }
 
@@ -199,4 +234,41 @@ func TestDecodeError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecodeError feeds DecodeError any status, Retry-After header and body: it always
+// returns a typed error, never a negative wait, and reads back what WriteError wrote.
+func FuzzDecodeError(f *testing.F) {
+	for _, s := range []struct {
+		status int
+		after  string
+		body   string
+	}{
+		{429, "30", `{"code":"rate_limited","message":"slow down"}`},
+		{429, "0", `{"code":"rate_limited","message":"x"}`},
+		{429, "-1", ``},
+		{503, "Wed, 21 Oct 2015 07:28:00 GMT", `{"code":"unavailable","message":"later"}`},
+		{429, "99999999999999999999", `{"code":"rate_limited"}`},
+		{400, "", `{"code":"invalid_argument","message":"bad"}`},
+		{500, "1", `<html>`},
+	} {
+		f.Add(s.status, s.after, s.body)
+	}
+	f.Fuzz(func(t *testing.T, status int, after, body string) {
+		resp := &http.Response{StatusCode: status, Status: fmt.Sprint(status), Header: http.Header{"Retry-After": {after}},
+			Body: io.NopCloser(strings.NewReader(body))}
+		e := wire.DecodeError(resp)
+		if e == nil || e.Code == "" || e.Status != status {
+			t.Fatalf("DecodeError = %+v", e)
+		}
+		if e.RetryAfter < 0 {
+			t.Fatalf("negative Retry-After %s from %q", e.RetryAfter, after)
+		}
+		rec := httptest.NewRecorder()
+		wire.WriteError(rec, e)
+		back := wire.DecodeError(rec.Result())
+		if back.Code != e.Code || back.Message != e.Message || back.RetryAfter != e.RetryAfter {
+			t.Fatalf("round trip of %+v gave %+v", *e, *back)
+		}
+	})
 }

@@ -61,7 +61,14 @@ type Heartbeat struct {
 type HeartbeatReply struct {
 	// Interval is how often pmd wants heartbeats; the agent adopts it.
 	Interval Duration `json:"interval"`
+	// RevokedServers are the serials of pmd server certificates that were revoked (by
+	// `pmd rotate-server-cert`) and have not expired. The agent keeps them and refuses a
+	// server that presents one. An agent of an older version ignores the field.
+	RevokedServers []string `json:"revoked_servers,omitempty"`
 }
+
+// MaxRevokedServers bounds RevokedServers; pmd sends the most recent ones.
+const MaxRevokedServers = 100
 
 // MaxHeartbeatBytes bounds a heartbeat body; larger ones get 413 payload_too_large.
 const MaxHeartbeatBytes = 1 << 20
@@ -147,6 +154,17 @@ const (
 	CertAgent        = "agent"
 )
 
+// Certificate statuses as the admin API shows them.
+const (
+	// CertValid is accepted at a handshake.
+	CertValid = "valid"
+	// CertSuperseded is an agent certificate the host has renewed: accepted at handshakes
+	// only until its overlap ends, and retired as soon as the host connects with the newer.
+	CertSuperseded = "superseded"
+	CertRevoked    = "revoked"
+	CertExpired    = "expired"
+)
+
 // Certificate is an issued certificate as the admin API shows it.
 type Certificate struct {
 	Serial    string     `json:"serial" yaml:"serial"`
@@ -156,6 +174,10 @@ type Certificate struct {
 	NotBefore time.Time  `json:"not_before" yaml:"not_before"`
 	NotAfter  time.Time  `json:"not_after" yaml:"not_after"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty" yaml:"revoked_at,omitempty"`
+	// SupersededAt is when a renewal replaced this agent certificate.
+	SupersededAt *time.Time `json:"superseded_at,omitempty" yaml:"superseded_at,omitempty"`
+	// Status is CertValid, CertSuperseded, CertRevoked or CertExpired, as of the answer.
+	Status string `json:"status" yaml:"status"`
 }
 
 // AuditEntry is one line of the audit log.

@@ -42,7 +42,10 @@ func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) err
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List issued certificates",
-		Long:    "List every certificate pmd's CA has issued: CAs, the server, admins and agents.",
+		Long: `List every certificate pmd's CA has issued: CAs, the server, admins and agents, with
+each one's status: valid, superseded (an agent certificate a renewal replaced: accepted
+for a short overlap, revoked as soon as its host connects with the newer one), revoked or
+expired.`,
 		Example: `  pmctl certs list
   pmctl certs list -o json`,
 		Args: cmdutil.NoArgs,
@@ -78,6 +81,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		output.Column[wire.Certificate]{Header: "KIND", Value: func(c wire.Certificate) string { return c.Kind }},
 		output.Column[wire.Certificate]{Header: "SUBJECT", Value: func(c wire.Certificate) string { return c.Subject }},
 		output.Column[wire.Certificate]{Header: "HOST", Value: func(c wire.Certificate) string { return dash(c.HostID) }},
+		output.Column[wire.Certificate]{Header: "STATUS", Value: func(c wire.Certificate) string { return dash(c.Status) }},
 		output.Column[wire.Certificate]{Header: "NOT AFTER", Value: func(c wire.Certificate) string { return output.Timestamp(c.NotAfter) }},
 		output.Column[wire.Certificate]{Header: "REVOKED", Value: func(c wire.Certificate) string {
 			if c.RevokedAt == nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/admins"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/audit"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/bots"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/certs"
@@ -22,7 +23,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		Use:   "pmctl <command> <subcommand> [flags]",
 		Short: "Operate a PocketMolt fleet",
 		Long: `pmctl talks to pmd's admin API over mutual TLS, using the admin certificate in its
-config file (written by "pmd init").
+config file (written by "pmd init", "pmctl admins create" or "pmd admin-cert").
 
 Read commands print a table on a terminal, tab-separated rows without a header when
 piped, and JSON or YAML with -o.`,
@@ -58,6 +59,7 @@ piped, and JSON or YAML with -o.`,
 		hosts.NewCmdHosts(f),
 		bots.NewCmdBots(f),
 		certs.NewCmdCerts(f),
+		admins.NewCmdAdmins(f),
 		audit.NewCmdAudit(f),
 		contextcmd.NewCmdContext(f),
 		newCmdVersion(f),
