@@ -52,6 +52,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		MaxBackoff:    30 * time.Second,
 		BotInterval:   2 * time.Second,
 		BotSubnetPool: "10.213.0.0/16",
+		BotUIDBase:    agent.DefaultBotUIDBase,
 		LogLevel:      "info",
 	}
 	for _, tc := range []struct {
