@@ -332,3 +332,19 @@ func (d *Dir) batch(rewind bool) ([]string, error) {
 	}
 	return names, nil
 }
+
+// Names lists every entry of d, "." and ".." left out. Use it on directories the caller
+// trusts not to hold millions of entries.
+func (d *Dir) Names() ([]string, error) {
+	var all []string
+	for rewind := true; ; rewind = false {
+		names, err := d.batch(rewind)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return all, nil
+		}
+		all = append(all, names...)
+	}
+}
