@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,7 +112,7 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 	_ = json.Unmarshal(b, &id)
 	t.Cleanup(func() { removeContainers(d, id.HostID) })
 	agentRun := func() *proc {
-		return start(t, agentBin, "run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms")
+		return start(t, agentBin, "run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms", "--bot-uid-base", strconv.Itoa(testUIDBase()))
 	}
 	agentProc := agentRun()
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 )
 
@@ -28,7 +29,9 @@ type Config struct {
 	LogLevel          string        `mapstructure:"log-level" yaml:"log-level"`
 	BotImage          string        `mapstructure:"bot-image" yaml:"bot-image,omitempty"`
 	BotStartTimeout   time.Duration `mapstructure:"bot-start-timeout" yaml:"bot-start-timeout,omitempty"`
-	MetricsAddr       string        `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
+	// BotDiskLimit is the disk limit of bots created without one, as a size ("10GiB").
+	BotDiskLimit string `mapstructure:"bot-disk-limit" yaml:"bot-disk-limit,omitempty"`
+	MetricsAddr  string `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 }
@@ -66,6 +69,21 @@ func (c *Config) FleetConfig() fleet.Config {
 	return fleet.Config{HeartbeatInterval: c.HeartbeatInterval, AgentCertTTL: c.AgentCertTTL, TokenTTL: c.TokenTTL}
 }
 
+// DiskLimit is BotDiskLimit in bytes, bots.DefaultDiskLimit when it is empty.
+func (c *Config) DiskLimit() (int64, error) {
+	if c.BotDiskLimit == "" {
+		return bots.DefaultDiskLimit, nil
+	}
+	n, err := bytesize.Parse(c.BotDiskLimit)
+	if err == nil {
+		err = bots.ValidDisk(n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bot-disk-limit %q: %w", c.BotDiskLimit, err)
+	}
+	return n, nil
+}
+
 // Validate checks every value and says what to fix.
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
@@ -97,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BotStartTimeout < 0 || c.BotStartTimeout > 0 && c.BotStartTimeout < time.Second {
 		return fmt.Errorf("bot-start-timeout %s: use at least 1s", c.BotStartTimeout)
+	}
+	if _, err := c.DiskLimit(); err != nil {
+		return err
 	}
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)

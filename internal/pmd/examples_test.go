@@ -57,6 +57,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		LogLevel:          "info",
 		BotImage:          "ghcr.io/openclaw/openclaw:2026.9.6",
 		BotStartTimeout:   2 * time.Minute,
+		BotDiskLimit:      "10GiB",
 	}
 	for _, tc := range []struct {
 		name     string

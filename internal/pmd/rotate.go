@@ -45,7 +45,7 @@ file and unset the variable first.`,
 	// Read like serve's, so that one pmd.yaml and one set of PMD_* variables serve both, but
 	// beside the point here.
 	for _, name := range []string{"public-addr", "agent-addr", "admin-addr", "heartbeat-interval", "agent-cert-ttl",
-		"token-ttl", "log-level", "bot-image", "bot-start-timeout", "metrics-addr"} {
+		"token-ttl", "log-level", "bot-image", "bot-start-timeout", "bot-disk-limit", "metrics-addr"} {
 		_ = cmd.Flags().MarkHidden(name)
 	}
 	return cmd

@@ -62,6 +62,13 @@ type CreateBotRequest struct {
 	Force bool `json:"force,omitempty"`
 }
 
+// EditBotRequest is the body of PATCH /v1/bots/{ref}: what to change in a running bot's
+// spec. Its host applies it without recreating the container.
+type EditBotRequest struct {
+	// DiskBytes is the new disk limit of the bot's state and workspace.
+	DiskBytes int64 `json:"disk_bytes"`
+}
+
 // Bot is a bot as the admin API shows it.
 type Bot struct {
 	ID           string    `json:"id" yaml:"id"`
