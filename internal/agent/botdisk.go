@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/nofollow"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -100,35 +101,41 @@ func (m *Bots) disk(ctx context.Context) {
 		if !need {
 			continue
 		}
-		for id, limit := range limits {
+		for id, l := range limits {
 			if ctx.Err() != nil {
 				return
 			}
 			n, err := m.measureDisk(id)
-			m.recordDisk(id, n, err, limit)
+			m.recordDisk(id, n, err, l)
 		}
 		last, lastFree = now, free
 	}
 }
 
-// diskLimits are the desired bots' disk limits (0 for none), by bot id.
-func (m *Bots) diskLimits() map[string]int64 {
+// diskLimit is a bot's disk limit (0 for none) and its name, for messages.
+type diskLimit struct {
+	bytes int64
+	name  string
+}
+
+// diskLimits are the desired bots' disk limits, by bot id.
+func (m *Bots) diskLimits() map[string]diskLimit {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.desired == nil {
 		return nil
 	}
-	out := make(map[string]int64, len(m.desired.Bots))
+	out := make(map[string]diskLimit, len(m.desired.Bots))
 	for _, b := range m.desired.Bots {
 		if validID(b.ID) {
-			out[b.ID] = b.Resources.DiskBytes
+			out[b.ID] = diskLimit{b.Resources.DiskBytes, b.Name}
 		}
 	}
 	return out
 }
 
 // unmeasured reports whether a bot of limits has no reading yet.
-func (m *Bots) unmeasured(limits map[string]int64) bool {
+func (m *Bots) unmeasured(limits map[string]diskLimit) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id := range limits {
@@ -141,11 +148,12 @@ func (m *Bots) unmeasured(limits map[string]int64) bool {
 
 // smallestRoom is the least any bot under its limit had left at its last reading; -1 when no
 // bot has a limit it is under.
-func (m *Bots) smallestRoom(limits map[string]int64) int64 {
+func (m *Bots) smallestRoom(limits map[string]diskLimit) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	room := int64(-1)
-	for id, limit := range limits {
+	for id, l := range limits {
+		limit := l.bytes
 		s, ok := m.states[id]
 		if !ok || limit <= 0 || s.disk.bytes > limit {
 			continue
@@ -159,7 +167,8 @@ func (m *Bots) smallestRoom(limits map[string]int64) int64 {
 
 // recordDisk stores a reading; a bot that went over its limit is reported and converged at
 // once, as is one back under it.
-func (m *Bots) recordDisk(id string, n int64, err error, limit int64) {
+func (m *Bots) recordDisk(id string, n int64, err error, l diskLimit) {
+	limit := l.bytes
 	m.mu.Lock()
 	s, ok := m.states[id]
 	if !ok {
@@ -178,7 +187,7 @@ func (m *Bots) recordDisk(id string, n int64, err error, limit int64) {
 		return
 	}
 	if after {
-		msg := diskProblem(s.disk, limit)
+		msg := diskProblem(s.disk, limit, l.name)
 		m.log.Warn("bot over its disk limit", "bot_id", id, "disk_usage", n, "disk_limit", limit, "error", s.disk.err)
 		m.emit([]wire.BotEvent{{BotID: id, Action: wire.EventDiskLimit, Detail: msg, Time: m.now()}}, nil)
 	} else {
@@ -194,13 +203,16 @@ func overLimit(r diskReading, limit int64) bool {
 }
 
 // diskProblem says why a reading keeps a bot stopped and what to do; "" when it does not.
-func diskProblem(r diskReading, limit int64) string {
+func diskProblem(r diskReading, limit int64, name string) string {
 	switch {
 	case r.err != "":
 		return "cannot measure the bot's disk use, so it is kept stopped: " + r.err
 	case limit > 0 && r.bytes > limit:
-		return fmt.Sprintf("disk limit: its state and workspace take %s, over its limit of %s; it is stopped until they fit: raise its limit (pmctl bots edit <bot> --disk SIZE) or delete it with its files (pmctl bots delete <bot> --purge)",
-			sizeString(r.bytes), sizeString(limit))
+		if name == "" {
+			name = "<bot>"
+		}
+		return fmt.Sprintf("disk limit: its state and workspace take %s, over its limit of %s; it is stopped until they fit: raise its limit (pmctl bots edit %s --disk SIZE) or delete it with its files (pmctl bots delete %s --purge)",
+			bytesize.Format(r.bytes), bytesize.Format(limit), name, name)
 	}
 	return ""
 }
@@ -213,18 +225,4 @@ func freeSpace(dir string) (free, total int64, err error) {
 		return 0, 0, err
 	}
 	return int64(st.Bavail) * st.Bsize, int64(st.Blocks) * st.Bsize, nil
-}
-
-// sizeString is n bytes in binary units: "512 B", "20.0 MiB", "10.0 GiB".
-func sizeString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit && exp < 5; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -13,7 +13,7 @@ import (
 func (f *botsFixture) measure(t *testing.T, id string, limit int64) {
 	t.Helper()
 	n, err := f.m.measureDisk(id)
-	f.m.recordDisk(id, n, err, limit)
+	f.m.recordDisk(id, n, err, diskLimit{limit, id})
 }
 
 func TestBotsDiskLimit(t *testing.T) {
@@ -38,7 +38,7 @@ func TestBotsDiskLimit(t *testing.T) {
 	}
 	f.measure(t, "alpha", limit)
 	ev := waitEvent(t, events, wire.EventDiskLimit)
-	if ev.BotID != "alpha" || !strings.Contains(ev.Detail, "over its limit of 1.0 MiB") {
+	if ev.BotID != "alpha" || !strings.Contains(ev.Detail, "over its limit of 1MiB") {
 		t.Fatalf("event %+v", ev)
 	}
 	f.rt.reset()
@@ -49,7 +49,7 @@ func TestBotsDiskLimit(t *testing.T) {
 	if st.DiskUsage < 2<<20 {
 		t.Errorf("disk use %d, want at least 2 MiB", st.DiskUsage)
 	}
-	for _, want := range []string{"disk limit", "take 2.0 MiB", "limit of 1.0 MiB", "pmctl bots edit", "--purge"} {
+	for _, want := range []string{"disk limit", "take 2.0MiB", "limit of 1MiB", "pmctl bots edit alpha --disk", "pmctl bots delete alpha --purge"} {
 		if !strings.Contains(st.LastError, want) {
 			t.Errorf("last error %q does not say %q", st.LastError, want)
 		}
@@ -102,14 +102,6 @@ func TestBotsDiskUnmeasurableFailsClosed(t *testing.T) {
 	assertStatus(t, st, wire.BotFailed, "")
 	if !strings.Contains(st.LastError, "cannot measure") || !strings.Contains(st.LastError, "too deep") {
 		t.Errorf("last error %q", st.LastError)
-	}
-}
-
-func TestSizeString(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 10 << 30: "10.0 GiB", 1536 << 20: "1.5 GiB"} {
-		if got := sizeString(n); got != want {
-			t.Errorf("sizeString(%d) = %q, want %q", n, got, want)
-		}
 	}
 }
 

@@ -475,7 +475,7 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 	}
 	if spec.Running {
 		m.mu.Lock()
-		problem := diskProblem(m.states[spec.ID].disk, spec.Resources.DiskBytes)
+		problem := diskProblem(m.states[spec.ID].disk, spec.Resources.DiskBytes, spec.Name)
 		m.mu.Unlock()
 		if problem != "" {
 			m.holdStopped(ctx, spec, c, problem, log)

@@ -51,7 +51,7 @@ func Parse(s string) (int64, error) {
 }
 
 // Format writes n bytes in the largest binary unit it reaches, exactly when it can ("10GiB",
-// "1536MiB", "100B") and to a tenth otherwise ("1.3MiB").
+// "100B") and to a tenth otherwise ("1.5GiB").
 func Format(n int64) string {
 	if n < 0 {
 		return "-" + Format(-n)
@@ -68,9 +68,6 @@ func Format(n int64) string {
 	suffix := string(names[exp]) + "iB"
 	if n%unit == 0 {
 		return strconv.FormatInt(n/unit, 10) + suffix
-	}
-	if n%(unit/1024) == 0 && exp > 0 && n/(unit/1024) < 10240 {
-		return strconv.FormatInt(n/(unit/1024), 10) + string(names[exp-1]) + "iB"
 	}
 	return strconv.FormatFloat(float64(n)/float64(unit), 'f', 1, 64) + suffix
 }

@@ -55,7 +55,7 @@ func TestParse(t *testing.T) {
 func TestFormat(t *testing.T) {
 	for n, want := range map[int64]string{
 		0: "0B", 100: "100B", 1023: "1023B", 1024: "1KiB", 1536: "1.5KiB", 10 << 30: "10GiB",
-		1536 << 20: "1536MiB", 1<<20 + 300<<10: "1324KiB", 1<<30 + 1: "1.0GiB", -2048: "-2KiB",
+		1536 << 20: "1.5GiB", 1<<20 + 300<<10: "1.3MiB", 1<<30 + 1: "1.0GiB", -2048: "-2KiB",
 	} {
 		if got := Format(n); got != want {
 			t.Errorf("Format(%d) = %q, want %q", n, got, want)

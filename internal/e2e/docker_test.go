@@ -273,10 +273,10 @@ func TestBotLifecycleOnDocker(t *testing.T) {
 			t.Errorf("networks = %v, want only the bot's own", keys(nets))
 		}
 		dir := filepath.Join(a.A.State.Dir, "bots", b.ID)
-		for _, sub := range []string{"config", "workspace"} {
+		for sub, perm := range map[string]os.FileMode{"state": 0o700, "workspace": 0o700, "config": 0o750} {
 			fi, err := os.Stat(filepath.Join(dir, sub))
-			if err != nil || fi.Mode().Perm() != 0o700 {
-				t.Errorf("%s: %v %v", sub, fi.Mode(), err)
+			if err != nil || fi.Mode().Perm() != perm {
+				t.Errorf("%s: %v %v, want %v", sub, fi.Mode(), err, perm)
 			}
 		}
 		cfg, err := os.ReadFile(filepath.Join(dir, "config", "openclaw.json"))

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,3 +216,332 @@ func TestHostileBotSymlinkSwap(t *testing.T) {
 
 // randText is n random lower-case letters and digits.
 func randText(n int) string { return strings.ToLower(rand.Text()[:n]) }
+
+// procUIDs reads the real, effective, saved and filesystem uids of a host process.
+func procUIDs(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			return strings.Fields(rest)
+		}
+	}
+	t.Fatalf("no Uid line in /proc/%d/status", pid)
+	return nil
+}
+
+// readAs reads path as uid:gid, with no capabilities, as a person logged in on the host would.
+func readAs(uid, gid int, path string) ([]byte, error) {
+	cmd := exec.Command("/bin/cat", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	return cmd.Output()
+}
+
+// TestHostileBotsEachRunAsTheirOwnUser is issue 6's second attack: a person with a login on
+// the host (uid 1000) or another bot read a bot's API key from /proc/<pid>/environ. Each bot
+// must run as a uid of its own that is no host account, own its directories alone, and keep
+// its environment from both.
+func TestHostileBotsEachRunAsTheirOwnUser(t *testing.T) {
+	d := engine(t)
+	p := dockerPMD(t)
+	a := p.enrollDocker("edge-1", d, wire.Capacity{})
+	p.waitStatus("edge-1", wire.HostOnline)
+	for _, name := range []string{"alice", "bob"} {
+		if _, err := p.admin().CreateBot(t.Context(), botRequest(name, "edge-1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type botProc struct {
+		bot wire.Bot
+		pid int
+		uid int
+	}
+	var procs []botProc
+	for _, name := range []string{"alice", "bob"} {
+		b := p.waitBot(name, 90*time.Second, "running", running)
+		c := dockerInspect(t, b.ContainerID)
+		pid := int(dig(c, "State", "Pid").(float64))
+		ids := procUIDs(t, pid)
+		uid, err := strconv.Atoi(ids[0])
+		if err != nil || slices.ContainsFunc(ids, func(s string) bool { return s != ids[0] }) {
+			t.Fatalf("%s's gateway (pid %d) runs as uids %v", name, pid, ids)
+		}
+		if u, _ := dig(c, "Config", "User").(string); u != fmt.Sprintf("%d:%d", uid, uid) {
+			t.Errorf("%s: container user %q, process uid %d", name, u, uid)
+		}
+		procs = append(procs, botProc{b, pid, uid})
+	}
+	if procs[0].uid == procs[1].uid {
+		t.Fatalf("alice and bob share uid %d", procs[0].uid)
+	}
+	for _, bp := range procs {
+		if bp.uid == 1000 || bp.uid == 0 {
+			t.Errorf("%s runs as uid %d", bp.bot.Name, bp.uid)
+		}
+		if u, err := user.LookupId(strconv.Itoa(bp.uid)); err == nil {
+			t.Errorf("%s runs as host account %s", bp.bot.Name, u.Username)
+		}
+		dir := filepath.Join(a.A.State.Dir, "bots", bp.bot.ID)
+		for _, sub := range []string{"state", "workspace"} {
+			fi, err := os.Lstat(filepath.Join(dir, sub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != bp.uid || int(st.Gid) != bp.uid || fi.Mode() != os.ModeDir|0o700 {
+				t.Errorf("%s's %s: %v owned by %d:%d, want 0700 owned by %d", bp.bot.Name, sub, fi.Mode(), st.Uid, st.Gid, bp.uid)
+			}
+		}
+	}
+
+	// The secret is there to steal: root reads it.
+	environ := fmt.Sprintf("/proc/%d/environ", procs[0].pid)
+	if b, err := os.ReadFile(environ); err != nil || !strings.Contains(string(b), testAPIKey) {
+		t.Fatalf("root cannot read alice's environment (%v): the test proves nothing", err)
+	}
+	for _, thief := range []struct {
+		who      string
+		uid, gid int
+	}{
+		{"a login, uid 1000", 1000, 1000},
+		{"bob's uid", procs[1].uid, procs[1].uid},
+	} {
+		if b, err := readAs(thief.uid, thief.gid, environ); err == nil || strings.Contains(string(b), testAPIKey) {
+			t.Errorf("%s read alice's environment (%d bytes)", thief.who, len(b))
+		}
+		if _, err := readAs(thief.uid, thief.gid, filepath.Join(a.A.State.Dir, "bots", procs[0].bot.ID, "config", "openclaw.json")); err == nil {
+			t.Errorf("%s read alice's config", thief.who)
+		}
+	}
+
+	t.Run("the root filesystem is read-only, /tmp a small tmpfs", func(t *testing.T) {
+		c := procs[0].bot.ContainerID
+		for _, path := range []string{"/pwned", "/etc/pwned", "/home/node/pwned", "/etc/openclaw/openclaw.json", "/etc/openclaw/pwned"} {
+			if out, err := hostile(t, c, "write", path); err == nil {
+				t.Errorf("the bot wrote %s: %s", path, out)
+			}
+		}
+		for _, path := range []string{"/tmp/scratch", "/home/node/.openclaw/state.db", "/home/node/.openclaw/workspace/notes.md"} {
+			if out, err := hostile(t, c, "write", path, "4096"); err != nil {
+				t.Errorf("the bot cannot write %s: %s", path, out)
+			}
+		}
+		if out, err := hostile(t, c, "write", "/tmp/big", strconv.Itoa(65<<20)); err == nil || !strings.Contains(out, "no space left") {
+			t.Errorf("/tmp took 65 MiB: %v %s", err, out)
+		}
+		ins := dockerInspect(t, c)
+		if ro, _ := dig(ins, "HostConfig", "ReadonlyRootfs").(bool); !ro {
+			t.Error("ReadonlyRootfs is off")
+		}
+		if tmp, _ := dig(ins, "HostConfig", "Tmpfs", "/tmp").(string); !strings.Contains(tmp, "size=67108864") || !strings.Contains(tmp, "nosuid") || !strings.Contains(tmp, "nodev") {
+			t.Errorf("tmpfs /tmp = %q", tmp)
+		}
+		if lc := dig(ins, "HostConfig", "LogConfig"); dig(ins, "HostConfig", "LogConfig", "Type") != "json-file" ||
+			dig(ins, "HostConfig", "LogConfig", "Config", "max-size") != "10485760" || dig(ins, "HostConfig", "LogConfig", "Config", "max-file") != "3" {
+			t.Errorf("log config = %v", lc)
+		}
+		mounts, _ := dig(ins, "Mounts").([]any)
+		rw := map[string]bool{}
+		for _, m := range mounts {
+			mm := m.(map[string]any)
+			rw[mm["Destination"].(string)], _ = mm["RW"].(bool)
+		}
+		if want := map[string]bool{"/etc/openclaw": false, "/home/node/.openclaw": true, "/home/node/.openclaw/workspace": true}; !maps.Equal(rw, want) {
+			t.Errorf("mounts (destination: writable) = %v, want %v", rw, want)
+		}
+		env := containerEnv(t, c)
+		if env["OPENCLAW_CONFIG_PATH"] != "/etc/openclaw/openclaw.json" || env["OPENCLAW_CONFIG_READONLY"] != "1" || env["HOME"] != "/home/node" || env["TMPDIR"] != "/tmp" {
+			t.Errorf("env = %v", env)
+		}
+		if out, err := hostile(t, c, "id"); err != nil || out != fmt.Sprintf("ok: uid=%d gid=%d", procs[0].uid, procs[0].uid) {
+			t.Errorf("hostile id = %q, %v", out, err)
+		}
+	})
+}
+
+// TestHostileBotFillsItsDisk is issue 6's fourth attack: a bot writes until its host's disk
+// is full. Its agent measures its state and workspace, stops it once they pass its limit and
+// keeps it stopped, saying why, with an event; the operator sees it in bots get and the
+// metrics; raised above what it takes, the limit lets it run again.
+func TestHostileBotFillsItsDisk(t *testing.T) {
+	d := engine(t)
+	p := startPMD(t, func(c *pmdConfig) {
+		c.BotImage = testImage
+		c.BotStartTimeout = time.Minute
+		c.MetricsAddr = "127.0.0.1:0"
+	})
+	p.enrollDocker("edge-1", d, wire.Capacity{})
+	p.waitStatus("edge-1", wire.HostOnline)
+	const limit = 16 << 20
+	req := botRequest("greedy", "edge-1")
+	req.Resources.DiskBytes = limit
+	if _, err := p.admin().CreateBot(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	b := p.waitBot("greedy", 90*time.Second, "running", running)
+	if b.Resources.DiskBytes != limit {
+		t.Fatalf("disk limit %d, want %d", b.Resources.DiskBytes, limit)
+	}
+	// 48 MiB, three times the limit; the bot may be stopped before it is done.
+	out, _ := hostile(t, b.ContainerID, "fill", "/home/node/.openclaw/workspace", strconv.Itoa(48<<20))
+	t.Logf("fill: %s", out)
+	b = p.waitBot("greedy", 90*time.Second, "stopped over its disk limit", func(b wire.Bot) bool {
+		return b.Status == wire.BotFailed && strings.Contains(b.LastError, "disk limit")
+	})
+	t.Logf("stopped at %d bytes used, %d over its limit: %s", b.DiskUsage, b.DiskUsage-limit, b.LastError)
+	if b.DiskUsage <= limit {
+		t.Errorf("disk use %d, want over the %d limit", b.DiskUsage, limit)
+	}
+	for _, want := range []string{"limit of 16MiB", "pmctl bots edit", "--purge"} {
+		if !strings.Contains(b.LastError, want) {
+			t.Errorf("last error %q lacks %q", b.LastError, want)
+		}
+	}
+	if st, _ := dig(dockerInspect(t, b.ContainerID), "State", "Running").(bool); st {
+		t.Error("the container still runs")
+	}
+	eventually(t, 10*time.Second, "the disk-limit event at pmd", func() bool {
+		return strings.Contains(p.Logs.String(), `"action":"disk-limit"`)
+	})
+	m := scrape(t, p)
+	if m["pocketmolt_bots_over_disk_limit"] != 1 || m[`pocketmolt_host_bot_disk_bytes{host="edge-1"}`] < limit ||
+		m[`pocketmolt_bot_events_total{action="disk-limit"}`] < 1 {
+		t.Errorf("metrics: over %v, host disk %v, events %v", m["pocketmolt_bots_over_disk_limit"],
+			m[`pocketmolt_host_bot_disk_bytes{host="edge-1"}`], m[`pocketmolt_bot_events_total{action="disk-limit"}`])
+	}
+	// It stays stopped.
+	time.Sleep(time.Second)
+	if b := p.bot("greedy"); b.Status != wire.BotFailed {
+		t.Fatalf("status %s after a second, want failed", b.Status)
+	}
+
+	if _, err := p.admin().EditBot(t.Context(), "greedy", wire.EditBotRequest{DiskBytes: 128 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	b = p.waitBot("greedy", 60*time.Second, "running again under a raised limit", running)
+	if b.Resources.DiskBytes != 128<<20 || b.DiskUsage <= limit {
+		t.Errorf("limit %d, use %d", b.Resources.DiskBytes, b.DiskUsage)
+	}
+	if _, err := p.admin().EditBot(t.Context(), "greedy", wire.EditBotRequest{DiskBytes: 1 << 20}); wire.CodeOf(err) != wire.CodeInvalidArgument {
+		t.Errorf("a 1 MiB limit: %v, want invalid_argument", err)
+	}
+}
+
+// TestLayout1BotIsMigrated: a bot made by an agent before this layout — one writable
+// directory, config and gateway state together, mounted into a container running as uid 1000
+// with a writable root, and links planted in it — is recreated in the new layout by the new
+// agent: the old container and network go, the state is kept and given to the bot's own uid,
+// and no link is followed.
+func TestLayout1BotIsMigrated(t *testing.T) {
+	d := engine(t)
+	r := newBotsRig(t, d)
+	outside := t.TempDir()
+	canary := filepath.Join(outside, "canary")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(canary, []byte("root's\n"), 0o644))
+
+	id := "old-" + randText(6)
+	dir := filepath.Join(r.Dir, "bots", id)
+	cfgDir, ws := filepath.Join(dir, "config"), filepath.Join(dir, "workspace")
+	// As main's writeFiles made them for an agent running as root.
+	for _, p := range []string{dir, cfgDir, ws, filepath.Join(cfgDir, "workspace"), filepath.Join(cfgDir, "agents")} {
+		must(os.MkdirAll(p, 0o700))
+	}
+	oldCfg := botConfig(t, "anthropic/claude-sonnet-4-6")
+	must(os.WriteFile(filepath.Join(cfgDir, "openclaw.json"), oldCfg, 0o600))
+	must(os.WriteFile(filepath.Join(cfgDir, "agents", "sessions.db"), []byte("a conversation"), 0o600))
+	must(os.WriteFile(filepath.Join(ws, "MEMORY.md"), []byte("remember"), 0o600))
+	must(os.Symlink(canary, filepath.Join(cfgDir, "openclaw.json.tmp")))
+	must(os.Symlink(outside, filepath.Join(cfgDir, "agents", "outside")))
+	must(filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 1000, 1000)
+	}))
+	must(os.Chown(dir, 0, 0))
+	name := "pm-" + id
+	labels := []string{"--label", "pocketmolt.bot=" + id, "--label", "pocketmolt.agent=" + r.Agent}
+	docker := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	oldNet := docker(append(append([]string{"network", "create"}, labels...), name)...)
+	t.Cleanup(func() { _ = exec.Command("docker", "network", "rm", oldNet).Run() })
+	oldCtr := docker(append(append([]string{"run", "-d", "--name", name}, labels...),
+		"--label", "pocketmolt.spec=1", "--user", "1000:1000", "--network", name, "--init",
+		"--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "-p", "127.0.0.1::18789",
+		"--mount", "type=bind,src="+cfgDir+",dst=/home/node/.openclaw",
+		"--mount", "type=bind,src="+ws+",dst=/home/node/.openclaw/workspace",
+		"-e", "OPENCLAW_STATE_DIR=/home/node/.openclaw", "-e", "OPENCLAW_CONFIG_PATH=/home/node/.openclaw/openclaw.json",
+		"-e", "OPENCLAW_GATEWAY_TOKEN=tok", "-e", "HOME=/home/node", testImage)...)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", oldCtr).Run() })
+
+	r.M.SetDesired(wire.DesiredBots{Bots: []wire.BotSpec{r.spec(id, 1, oldCfg)}})
+	st := r.wait(id, 90*time.Second, "running in a new container", func(s wire.BotState) bool {
+		return stateRunning(s) && s.ContainerID != "" && s.ContainerID != oldCtr
+	})
+	if err := exec.Command("docker", "inspect", oldCtr).Run(); err == nil {
+		t.Error("the layout-1 container is still there")
+	}
+	if err := exec.Command("docker", "network", "inspect", oldNet).Run(); err == nil {
+		t.Error("the layout-1 network is still there")
+	}
+	c := dockerInspect(t, st.ContainerID)
+	if l := dig(c, "Config", "Labels", "pocketmolt.layout"); l != "2" {
+		t.Errorf("layout label %v", l)
+	}
+	uidStr, _, _ := strings.Cut(dig(c, "Config", "User").(string), ":")
+	uid, _ := strconv.Atoi(uidStr)
+	if uid == 1000 || uid == 0 {
+		t.Fatalf("the new container runs as %d", uid)
+	}
+	for path, want := range map[string]string{
+		"state/agents/sessions.db": "a conversation",
+		"workspace/MEMORY.md":      "remember",
+		"state/openclaw.json":      string(oldCfg),
+		"config/openclaw.json":     string(oldCfg),
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, path))
+		if err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v", path, b, err)
+		}
+	}
+	for _, path := range []string{"state", "state/agents", "state/agents/sessions.db", "state/openclaw.json.tmp", "state/agents/outside", "workspace", "workspace/MEMORY.md"} {
+		fi, err := os.Lstat(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != uid {
+			t.Errorf("%s owned by %d:%d, want %d", path, st.Uid, st.Gid, uid)
+		}
+	}
+	for _, p := range []string{canary, outside} {
+		fi, _ := os.Lstat(p)
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s, outside, given to %d:%d through a link", p, st.Uid, st.Gid)
+		}
+	}
+	if b, _ := os.ReadFile(canary); string(b) != "root's\n" {
+		t.Errorf("canary changed: %q", b)
+	}
+	// From inside, the bot reads and writes its old state as its new user.
+	if out, err := hostile(t, st.ContainerID, "read", "/home/node/.openclaw/agents/sessions.db"); err != nil || !strings.Contains(out, "a conversation") {
+		t.Errorf("the bot cannot read its migrated state: %v %s", err, out)
+	}
+	if out, err := hostile(t, st.ContainerID, "write", "/home/node/.openclaw/workspace/MEMORY.md"); err != nil {
+		t.Errorf("the bot cannot write its migrated workspace: %v %s", err, out)
+	}
+}

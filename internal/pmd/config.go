@@ -34,6 +34,9 @@ type Config struct {
 	MetricsAddr  string `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
+	// BotSharedUID is dev's --bot-shared-uid: the local agent runs every bot as its own user.
+	// It is never read from a file.
+	BotSharedUID bool `mapstructure:"bot-shared-uid" yaml:"-"`
 }
 
 // Defaults.

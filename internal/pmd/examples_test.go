@@ -23,7 +23,7 @@ const exampleConfig = "../../examples/pmd.yaml"
 
 // notInFile are Config keys that the file cannot usefully set: the data dir is read before the
 // file, and --force is a one-off.
-var notInFile = []string{"data-dir", "force"}
+var notInFile = []string{"data-dir", "force", "bot-shared-uid"}
 
 // clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
 func clearEnv(t *testing.T) {
