@@ -20,15 +20,21 @@ import (
 // bot is stopped and stays stopped until it fits again. This is a limit the agent checks, not
 // a filesystem quota: between two measurements a bot can write past it.
 //
-// Measuring walks every file, so it is not done on every pass. The host filesystem's free
-// space is read on every pass instead (a statfs), and the bots are measured at once when it
-// has dropped by half the smallest room any bot had left at the last measurement (so no bot
-// can have passed its limit unseen by more than what it writes in one pass and one walk), or
-// when it runs low; and every diskEvery in any case, which also sees files deleted.
+// Measuring walks every file, so it is not done often for every bot. The free space of the
+// host filesystem is read every diskTick instead (a statfs), and a bot is measured at once
+// when the free space has dropped, since its last measurement, by half the room it had left
+// under its limit (at least diskSlack): it may have written that much. So no bot passes its
+// limit unseen by more than diskSlack plus what it writes in a tick and a measurement — unless
+// other writers free space on the same filesystem at the same time, which hides the drop
+// until the next measurement of every bot, every diskEvery (which also sees files deleted).
+// Every bot is measured more often when the filesystem runs low.
 const (
 	diskEvery = time.Minute
-	// diskReserve is the free space under which bots are measured every few passes.
-	diskReserve = 1 << 30
+	diskTick  = 500 * time.Millisecond
+	diskSlack = 1 << 20
+	// diskReserve is the free space under which every bot is measured every diskLowEvery.
+	diskReserve  = 1 << 30
+	diskLowEvery = 10 * time.Second
 )
 
 // diskReading is a bot's last disk measurement.
@@ -36,6 +42,8 @@ type diskReading struct {
 	bytes int64
 	err   string // why it could not be measured; "" when it was
 	at    time.Time
+	// free is the filesystem's free space read before the measurement; -1 unknown.
+	free int64
 }
 
 // measureDisk reports what bot id's writable directories take. Missing ones take nothing.
@@ -77,39 +85,62 @@ func (m *Bots) measureDisk(id string) (int64, error) {
 // disk measures the desired bots' disk use in the background until ctx ends, and kicks
 // convergence when a bot goes over its limit or back under it.
 func (m *Bots) disk(ctx context.Context) {
-	var last time.Time
-	var lastFree int64 = -1
+	var lastAll time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(m.interval):
+		case <-time.After(min(diskTick, m.interval)):
 		}
-		free, total, statErr := freeSpace(m.dir)
 		limits := m.diskLimits()
 		if len(limits) == 0 {
 			continue
 		}
+		free, total, err := freeSpace(m.dir)
+		if err != nil {
+			free = -1
+		}
 		now := m.now()
-		need := now.Sub(last) >= diskEvery || m.unmeasured(limits)
-		if !need && statErr == nil {
-			room := m.smallestRoom(limits)
-			drop := lastFree - free
-			low := free < min(diskReserve, total/20)
-			need = room >= 0 && drop > 0 && drop >= room/2 || low && now.Sub(last) >= 10*m.interval
+		every := diskEvery
+		if free >= 0 && free < min(diskReserve, total/20) {
+			every = diskLowEvery
 		}
-		if !need {
-			continue
-		}
-		for id, l := range limits {
+		all := now.Sub(lastAll) >= every
+		for id, l := range m.toMeasure(limits, free, all) {
 			if ctx.Err() != nil {
 				return
 			}
 			n, err := m.measureDisk(id)
-			m.recordDisk(id, n, err, l)
+			m.recordDisk(id, n, err, l, free)
 		}
-		last, lastFree = now, free
+		if all {
+			lastAll = now
+		}
 	}
+}
+
+// toMeasure picks the bots of limits to measure now: all of them, or those not measured yet
+// and those the drop of free space to free may have taken past their limit.
+func (m *Bots) toMeasure(limits map[string]diskLimit, free int64, all bool) map[string]diskLimit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]diskLimit{}
+	for id, l := range limits {
+		s, ok := m.states[id]
+		if !ok {
+			continue // measured once convergence has seen it
+		}
+		r := s.disk
+		switch {
+		case all, r.at.IsZero():
+			out[id] = l
+		case l.bytes > 0 && r.err == "" && r.bytes <= l.bytes && free >= 0 && r.free >= 0:
+			if r.free-free >= max((l.bytes-r.bytes)/2, diskSlack) {
+				out[id] = l
+			}
+		}
+	}
+	return out
 }
 
 // diskLimit is a bot's disk limit (0 for none) and its name, for messages.
@@ -134,40 +165,9 @@ func (m *Bots) diskLimits() map[string]diskLimit {
 	return out
 }
 
-// unmeasured reports whether a bot of limits has no reading yet.
-func (m *Bots) unmeasured(limits map[string]diskLimit) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id := range limits {
-		if s, ok := m.states[id]; !ok || s.disk.at.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
-// smallestRoom is the least any bot under its limit had left at its last reading; -1 when no
-// bot has a limit it is under.
-func (m *Bots) smallestRoom(limits map[string]diskLimit) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	room := int64(-1)
-	for id, l := range limits {
-		limit := l.bytes
-		s, ok := m.states[id]
-		if !ok || limit <= 0 || s.disk.bytes > limit {
-			continue
-		}
-		if r := limit - s.disk.bytes; room < 0 || r < room {
-			room = r
-		}
-	}
-	return room
-}
-
 // recordDisk stores a reading; a bot that went over its limit is reported and converged at
 // once, as is one back under it.
-func (m *Bots) recordDisk(id string, n int64, err error, l diskLimit) {
+func (m *Bots) recordDisk(id string, n int64, err error, l diskLimit, free int64) {
 	limit := l.bytes
 	m.mu.Lock()
 	s, ok := m.states[id]
@@ -176,7 +176,7 @@ func (m *Bots) recordDisk(id string, n int64, err error, l diskLimit) {
 		return
 	}
 	before := overLimit(s.disk, limit)
-	s.disk = diskReading{bytes: n, at: m.now()}
+	s.disk = diskReading{bytes: n, at: m.now(), free: free}
 	if err != nil {
 		s.disk.err = err.Error()
 	}

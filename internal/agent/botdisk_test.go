@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -13,7 +17,7 @@ import (
 func (f *botsFixture) measure(t *testing.T, id string, limit int64) {
 	t.Helper()
 	n, err := f.m.measureDisk(id)
-	f.m.recordDisk(id, n, err, diskLimit{limit, id})
+	f.m.recordDisk(id, n, err, diskLimit{limit, id}, -1)
 }
 
 func TestBotsDiskLimit(t *testing.T) {
@@ -114,5 +118,72 @@ func waitEvent(t *testing.T, ch <-chan wire.Events, action string) wire.BotEvent
 				return e
 			}
 		}
+	}
+}
+
+// TestBotsDiskToMeasure: between measurements of every bot, a bot is measured again when the
+// filesystem's free space has dropped by half the room it had left (at least diskSlack).
+func TestBotsDiskToMeasure(t *testing.T) {
+	const mib = 1 << 20
+	f := newBotsFixture(t)
+	now := f.clock.Now()
+	readings := map[string]diskReading{
+		"roomy":   {bytes: 90 * mib, at: now, free: 1000 * mib},          // limit 100: 10 MiB of room
+		"tight":   {bytes: 100*mib - 100<<10, at: now, free: 1000 * mib}, // 100 KiB of room
+		"over":    {bytes: 120 * mib, at: now, free: 1000 * mib},
+		"nolimit": {bytes: 500 * mib, at: now, free: 1000 * mib},
+		"nofree":  {bytes: 90 * mib, at: now, free: -1},
+		"new":     {},
+	}
+	limits := map[string]diskLimit{}
+	for id, r := range readings {
+		limits[id] = diskLimit{bytes: 100 * mib}
+		f.m.state(id).disk = r
+	}
+	limits["nolimit"] = diskLimit{}
+	limits["nostate"] = diskLimit{bytes: 100 * mib}
+	for _, tc := range []struct {
+		free int64
+		all  bool
+		want []string
+	}{
+		{1000 * mib, false, []string{"new"}},
+		{996 * mib, false, []string{"new", "tight"}},
+		{995 * mib, false, []string{"new", "roomy", "tight"}},
+		{999*mib + 768<<10, false, []string{"new"}},
+		{999*mib + 512<<10, false, []string{"new"}},
+		{999 * mib, false, []string{"new", "tight"}},
+		{990 * mib, false, []string{"new", "roomy", "tight"}},
+		{-1, false, []string{"new"}},
+		{1000 * mib, true, []string{"new", "nofree", "nolimit", "over", "roomy", "tight"}},
+	} {
+		got := slices.Sorted(maps.Keys(f.m.toMeasure(limits, tc.free, tc.all)))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("free %d MiB, all %t: measure %v, want %v", tc.free/mib, tc.all, got, tc.want)
+		}
+	}
+}
+
+// The background loop measures a new bot at once and reports what it takes.
+func TestBotsDiskLoop(t *testing.T) {
+	f := newBotsFixture(t)
+	f.m.SetInterval(10 * time.Millisecond)
+	spec := testSpec("alpha", 1, true)
+	spec.Resources.DiskBytes = 64 << 20
+	f.want(spec)
+	f.m.step(t.Context())
+	if err := os.WriteFile(filepath.Join(f.dir, "bots", "alpha", "state", "db"), make([]byte, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); f.m.disk(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.state(t, "alpha").DiskUsage < 3<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("disk use %d after 10 s, want at least 3 MiB", f.state(t, "alpha").DiskUsage)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

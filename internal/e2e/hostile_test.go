@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/nofollow"
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -373,7 +374,7 @@ func TestHostileBotFillsItsDisk(t *testing.T) {
 		c.BotStartTimeout = time.Minute
 		c.MetricsAddr = "127.0.0.1:0"
 	})
-	p.enrollDocker("edge-1", d, wire.Capacity{})
+	a := p.enrollDocker("edge-1", d, wire.Capacity{})
 	p.waitStatus("edge-1", wire.HostOnline)
 	const limit = 16 << 20
 	req := botRequest("greedy", "edge-1")
@@ -391,7 +392,17 @@ func TestHostileBotFillsItsDisk(t *testing.T) {
 	b = p.waitBot("greedy", 90*time.Second, "stopped over its disk limit", func(b wire.Bot) bool {
 		return b.Status == wire.BotFailed && strings.Contains(b.LastError, "disk limit")
 	})
-	t.Logf("stopped at %d bytes used, %d over its limit: %s", b.DiskUsage, b.DiskUsage-limit, b.LastError)
+	t.Logf("found at %d bytes used, %d over its limit: %s", b.DiskUsage, b.DiskUsage-limit, b.LastError)
+	if st, _ := dig(dockerInspect(t, b.ContainerID), "State", "Running").(bool); !st {
+		// What it had written by the time it was stopped: how far past its limit it got.
+		var u nofollow.Usage
+		bot, err := nofollow.Open(filepath.Join(a.A.State.Dir, "bots", b.ID, "workspace"))
+		if err == nil {
+			err = u.Add(bot)
+			bot.Close()
+		}
+		t.Logf("stopped with %d bytes in its workspace (%v), %d past its limit", u.Bytes, err, u.Bytes-limit)
+	}
 	if b.DiskUsage <= limit {
 		t.Errorf("disk use %d, want over the %d limit", b.DiskUsage, limit)
 	}
