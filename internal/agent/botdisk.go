@@ -196,6 +196,22 @@ func (m *Bots) recordDisk(id string, n int64, err error, l diskLimit, free int64
 	m.Kick()
 }
 
+// heldForDisk says why bot id must not run for its disk use, or "" when it may.
+func (m *Bots) heldForDisk(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.states[id]
+	if !ok || m.desired == nil {
+		return ""
+	}
+	for _, b := range m.desired.Bots {
+		if b.ID == id {
+			return diskProblem(s.disk, b.Resources.DiskBytes, b.Name)
+		}
+	}
+	return ""
+}
+
 // overLimit reports whether a reading keeps the bot from running: over its limit, or not
 // measurable (fail closed).
 func overLimit(r diskReading, limit int64) bool {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,9 +59,12 @@ func TestBotsDiskLimit(t *testing.T) {
 			t.Errorf("last error %q does not say %q", st.LastError, want)
 		}
 	}
-	// It stays stopped, pass after pass.
+	// It stays stopped, pass after pass, and a restart from pmd is refused.
 	f.rt.reset()
 	f.m.step(t.Context())
+	srv := newBotsServer(t, f)
+	resp := do(t, http.MethodPost, srv.URL+"/v1/bots/alpha/restart", nil, nil)
+	assertAPIError(t, resp, http.StatusConflict, wire.CodeConflict)
 	assertCalls(t, f.rt)
 	assertStatus(t, f.state(t, "alpha"), wire.BotFailed, "")
 

@@ -474,10 +474,7 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 		c = nil
 	}
 	if spec.Running {
-		m.mu.Lock()
-		problem := diskProblem(m.states[spec.ID].disk, spec.Resources.DiskBytes, spec.Name)
-		m.mu.Unlock()
-		if problem != "" {
+		if problem := m.heldForDisk(spec.ID); problem != "" {
 			m.holdStopped(ctx, spec, c, problem, log)
 			return
 		}
