@@ -465,6 +465,7 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 		m.failLogged(spec.ID, "bot files: "+err.Error(), log)
 		return
 	}
+	m.update(spec.ID, func(s *botState) { s.failure = "" })
 	if c != nil && c.SpecVersion != spec.Version {
 		log.Info("bot spec changed, recreating container", "from", c.SpecVersion, "to", spec.Version)
 		if err := m.rt.Remove(ctx, spec.ID); err != nil {
