@@ -53,6 +53,7 @@ func (a *API) Handler() http.Handler {
 	route("POST /v1/bots", a.createBot)
 	route("GET /v1/bots", a.listBots)
 	route("GET /v1/bots/{ref}", a.getBot)
+	route("PATCH /v1/bots/{ref}", a.editBot)
 	route("POST /v1/bots/{ref}/stop", a.setDesired(wire.DesiredStopped))
 	route("POST /v1/bots/{ref}/start", a.setDesired(wire.DesiredRunning))
 	route("POST /v1/bots/{ref}/restart", a.restartBot)

@@ -40,6 +40,15 @@ func (a *API) getBot(w http.ResponseWriter, r *http.Request) error {
 	return writeBot(w, http.StatusOK, b, err)
 }
 
+func (a *API) editBot(w http.ResponseWriter, r *http.Request) error {
+	var req wire.EditBotRequest
+	if err := httpapi.DecodeStrict(w, r, 4<<10, &req); err != nil {
+		return err
+	}
+	b, err := a.Bots.SetDisk(r.Context(), actor(r), r.PathValue("ref"), req.DiskBytes)
+	return writeBot(w, http.StatusOK, b, err)
+}
+
 func (a *API) setDesired(desired string) httpapi.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		b, err := a.Bots.SetDesired(r.Context(), actor(r), r.PathValue("ref"), desired)

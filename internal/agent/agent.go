@@ -265,6 +265,9 @@ func (a *Agent) heartbeats(ctx context.Context, sess *tunnel.Session, log *slog.
 
 func (a *Agent) heartbeat(ctx context.Context, sess *tunnel.Session) (wire.HeartbeatReply, error) {
 	f := a.Facts.Collect(ctx)
+	if a.Bots != nil {
+		f.SharedBotUID = a.Bots.SharedUID()
+	}
 	a.mu.Lock()
 	a.facts = f
 	a.mu.Unlock()

@@ -77,6 +77,9 @@ func (m *Bots) restart(w http.ResponseWriter, r *http.Request) error {
 	if err := m.firewallErr(); err != nil {
 		return wire.Errorf(wire.CodeUnavailable, "%s", err.Error())
 	}
+	if problem := m.heldForDisk(st.ID); problem != "" {
+		return wire.Errorf(wire.CodeConflict, "bot %s is kept stopped: %s", st.ID, problem)
+	}
 	if err := m.rt.Restart(r.Context(), st.ContainerID, defaultStopWait); err != nil {
 		if errors.Is(err, runtime.ErrNotFound) {
 			return wire.Errorf(wire.CodeNotFound, "bot %s's container is gone", st.ID)

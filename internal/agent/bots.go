@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,9 +27,6 @@ const (
 	defaultStopWait    = 30 * time.Second
 	// pullRetry is how long a bot whose image could not be had waits before trying again.
 	pullRetry = 30 * time.Second
-	// containerUser runs gateways when the agent is root; otherwise they run as the agent's
-	// own user, which owns their directories.
-	containerUser = 1000
 )
 
 // Bots runs the bots pmd wants on this host: it converges the engine's containers to the
@@ -43,7 +41,7 @@ type Bots struct {
 	probe    *http.Client
 	proxy    *http.Transport // to the gateways, shared so connections are reused
 	now      func() time.Time
-	uid, gid int
+	uids     *uids
 
 	mu       sync.Mutex
 	desired  *wire.DesiredBots // nil until pmd sent a set: until then nothing is changed
@@ -67,6 +65,9 @@ type botState struct {
 	wire.BotState
 	nextPull time.Time
 	logsTail string
+	disk     diskReading
+	// failure is the last error logged for the bot, so that one that persists is logged once.
+	failure string
 }
 
 // memEvery is how often a running bot's memory use is read: a stats call costs the engine
@@ -74,14 +75,11 @@ type botState struct {
 const memEvery = 10 * time.Second
 
 // NewBots returns a bot manager for the agent with the given host id.
+// Each bot runs as a uid of its own from DefaultBotUIDBase (see SetUIDBase).
 func NewBots(rt Runtime, stateDir, agentID string, log *slog.Logger) *Bots {
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		uid, gid = containerUser, containerUser
-	}
 	return &Bots{
 		rt: rt, dir: filepath.Join(stateDir, "bots"), agentID: agentID, log: log,
-		interval: DefaultBotInterval, now: time.Now, uid: uid, gid: gid,
+		interval: DefaultBotInterval, now: time.Now, uids: newUIDs(),
 		probe:  &http.Client{Timeout: time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 3, IdleConnTimeout: time.Minute}},
 		proxy:  &http.Transport{ResponseHeaderTimeout: 5 * time.Minute, IdleConnTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4},
 		states: map[string]*botState{},
@@ -95,6 +93,32 @@ func (m *Bots) SetInterval(d time.Duration) {
 		m.interval = d
 	}
 }
+
+// SetUIDBase sets the first of the BotUIDRange uids the bots get, one each (see
+// DefaultBotUIDBase). Call it before Run; bots that have a uid keep it.
+func (m *Bots) SetUIDBase(base int) error {
+	if err := ValidBotUIDBase(base); err != nil {
+		return err
+	}
+	m.uids.base = base
+	return nil
+}
+
+// SetSharedUID makes every bot run as the agent's own uid:gid, owning their directories,
+// for an agent that can neither run as root nor be given CAP_CHOWN (a laptop). Bots are then
+// not isolated from each other or from the agent's user: one can read another's files and
+// secrets. It is refused for an agent running as root, whose bots would run as root. Call it
+// before Run.
+func (m *Bots) SetSharedUID(on bool) error {
+	if on && os.Getuid() == 0 {
+		return errors.New("bot-shared-uid: pmagent runs as root, so each bot gets a uid of its own; a shared uid would be root's")
+	}
+	m.uids.shared = on
+	return nil
+}
+
+// SharedUID reports whether bots share the agent's uid (SetSharedUID).
+func (m *Bots) SharedUID() bool { return m.uids.shared }
 
 // SetNotify sets where events go (the current pmd session); nil drops them.
 func (m *Bots) SetNotify(f func(wire.Events)) {
@@ -136,6 +160,7 @@ func (m *Bots) Snapshot() ([]wire.BotState, bool) {
 func (m *Bots) Run(ctx context.Context) {
 	go m.watch(ctx)
 	go m.memory(ctx)
+	go m.disk(ctx)
 	for {
 		m.step(ctx)
 		t := time.NewTimer(m.wait())
@@ -317,9 +342,10 @@ func (m *Bots) step(ctx context.Context) {
 			m.ensure(ctx, spec, cp)
 			track(spec.ID, before)
 		})
+		kept := map[string]bool{} // containers that could not be removed
 		for id := range byBot {
-			if !want[id] {
-				m.remove(ctx, id)
+			if !want[id] && !m.remove(ctx, id) {
+				kept[id] = true
 			}
 		}
 		m.mu.Lock()
@@ -329,9 +355,10 @@ func (m *Bots) step(ctx context.Context) {
 			}
 		}
 		m.mu.Unlock()
+		// A bot's directories go only once no container of it is left to write in them.
 		for _, id := range desired.Purge {
-			if !want[id] && validID(id) {
-				if err := os.RemoveAll(filepath.Join(m.dir, id)); err != nil {
+			if !want[id] && !kept[id] && validID(id) {
+				if err := m.purge(id); err != nil {
 					m.log.Error("purge bot workspace", "bot_id", id, "error", err.Error())
 				}
 			}
@@ -420,11 +447,33 @@ func (m *Bots) update(id string, f func(s *botState)) {
 func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Container) {
 	log := m.log.With("bot_id", spec.ID)
 	m.update(spec.ID, func(s *botState) { s.Version = spec.Version })
-	if err := m.writeFiles(spec); err != nil {
-		m.fail(spec.ID, err.Error())
-		log.Error("bot files", "error", err.Error())
+	root, bot, err := m.openBot(spec.ID)
+	if err != nil {
+		m.failLogged(spec.ID, err.Error(), log)
 		return
 	}
+	defer root.Close()
+	defer bot.Close()
+	o, err := m.uids.owner(root, bot, spec.ID)
+	if err != nil {
+		m.failLogged(spec.ID, err.Error(), log)
+		return
+	}
+	// A container of an older layout, or running as another user, goes before its
+	// directories change.
+	if c != nil && (c.Layout != runtime.Layout || c.User != o.user()) {
+		log.Info("bot container of another layout or user, recreating it", "layout", c.Layout, "want_layout", runtime.Layout, "user", c.User, "want_user", o.user())
+		if err := m.rt.Remove(ctx, spec.ID); err != nil {
+			m.failLogged(spec.ID, err.Error(), log)
+			return
+		}
+		c = nil
+	}
+	if err := m.prepare(bot, spec, o, c == nil); err != nil {
+		m.failLogged(spec.ID, "bot files: "+err.Error(), log)
+		return
+	}
+	m.update(spec.ID, func(s *botState) { s.failure = "" })
 	if c != nil && c.SpecVersion != spec.Version {
 		log.Info("bot spec changed, recreating container", "from", c.SpecVersion, "to", spec.Version)
 		if err := m.rt.Remove(ctx, spec.ID); err != nil {
@@ -432,6 +481,12 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 			return
 		}
 		c = nil
+	}
+	if spec.Running {
+		if problem := m.heldForDisk(spec.ID); problem != "" {
+			m.holdStopped(ctx, spec, c, problem, log)
+			return
+		}
 	}
 	stopWait := durationOr(spec.StopTimeout, defaultStopWait)
 	if c == nil {
@@ -445,7 +500,7 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 			m.fail(spec.ID, err.Error())
 			return
 		}
-		created, ok := m.create(ctx, spec, log)
+		created, ok := m.create(ctx, spec, o, log)
 		if !ok {
 			return
 		}
@@ -484,7 +539,7 @@ func (m *Bots) ensure(ctx context.Context, spec wire.BotSpec, c *runtime.Contain
 }
 
 // create pulls the image if needed, then creates and starts the bot's container.
-func (m *Bots) create(ctx context.Context, spec wire.BotSpec, log *slog.Logger) (runtime.Container, bool) {
+func (m *Bots) create(ctx context.Context, spec wire.BotSpec, o owner, log *slog.Logger) (runtime.Container, bool) {
 	s := m.state(spec.ID)
 	m.mu.Lock()
 	wait := s.nextPull.After(m.now())
@@ -505,12 +560,12 @@ func (m *Bots) create(ctx context.Context, spec wire.BotSpec, log *slog.Logger) 
 		return runtime.Container{}, false
 	}
 	m.update(spec.ID, func(s *botState) { s.Progress = "" })
-	dir := filepath.Join(m.dir, spec.ID)
+	p := m.paths(spec.ID)
 	c, err := m.rt.Create(ctx, runtime.ContainerSpec{
 		BotID: spec.ID, Agent: m.agentID, SpecVersion: spec.Version, Image: spec.Image, Env: spec.Env,
-		ConfigDir: filepath.Join(dir, "config"), WorkspaceDir: filepath.Join(dir, "workspace"),
+		ConfigDir: p.config, StateDir: p.state, WorkspaceDir: p.workspace,
 		MemoryBytes: spec.Resources.MemoryBytes, NanoCPUs: int64(spec.Resources.CPUs * 1e9), PIDs: spec.Resources.PIDs,
-		User:        fmt.Sprintf("%d:%d", m.uid, m.gid),
+		User:        o.user(),
 		StopTimeout: durationOr(spec.StopTimeout, defaultStopWait),
 	})
 	if err != nil {
@@ -533,6 +588,37 @@ func (m *Bots) create(ctx context.Context, spec wire.BotSpec, log *slog.Logger) 
 
 func (m *Bots) fail(id, msg string) {
 	m.update(id, func(s *botState) { s.Status, s.Health, s.LastError = wire.BotFailed, "", msg })
+}
+
+// failLogged fails a bot and logs why, once for as long as the reason stays the same.
+func (m *Bots) failLogged(id, msg string, log *slog.Logger) {
+	var again bool
+	m.update(id, func(s *botState) {
+		s.Status, s.Health, s.LastError = wire.BotFailed, "", msg
+		again, s.failure = s.failure == msg, msg
+	})
+	if !again {
+		log.Error("bot cannot run", "error", msg)
+	}
+}
+
+// holdStopped keeps a bot that must not run stopped — its container, if any, is stopped —
+// and failed with why.
+func (m *Bots) holdStopped(ctx context.Context, spec wire.BotSpec, c *runtime.Container, why string, log *slog.Logger) {
+	id := ""
+	if c != nil {
+		id = c.ID
+		if c.State == "running" || c.State == "restarting" {
+			log.Warn("stopping bot", "reason", why)
+			if err := m.rt.Stop(ctx, c.ID, durationOr(spec.StopTimeout, defaultStopWait)); err != nil {
+				m.fail(spec.ID, err.Error())
+				return
+			}
+		}
+	}
+	m.update(spec.ID, func(s *botState) {
+		s.Status, s.Health, s.ContainerID, s.HostPort, s.StartedAt, s.LastError = wire.BotFailed, "", id, 0, nil, why
+	})
 }
 
 // observe reads a running container's probes: starting until /startupz passes (failed after
@@ -664,46 +750,14 @@ func (m *Bots) probeOne(ctx context.Context, url string) wire.Probe {
 	return wire.Probe{Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
 }
 
-// remove removes a container pmd no longer wants.
-func (m *Bots) remove(ctx context.Context, id string) {
+// remove removes a container pmd no longer wants, and reports whether it is gone.
+func (m *Bots) remove(ctx context.Context, id string) bool {
 	if err := m.rt.Remove(ctx, id); err != nil {
 		m.log.Error("remove bot container", "bot_id", id, "error", err.Error())
-		return
+		return false
 	}
 	m.log.Info("bot container removed", "bot_id", id)
-}
-
-// writeFiles lays out the bot's directories and config: <dir>/<id>/config/openclaw.json and
-// <dir>/<id>/workspace, private to the user the gateway runs as.
-func (m *Bots) writeFiles(spec wire.BotSpec) error {
-	if !validID(spec.ID) {
-		return fmt.Errorf("bot id %q is not a safe directory name", spec.ID)
-	}
-	root := filepath.Join(m.dir, spec.ID)
-	cfgDir := filepath.Join(root, "config")
-	for _, d := range []string{m.dir, root, cfgDir, filepath.Join(root, "workspace"), filepath.Join(cfgDir, "workspace")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("bot directory: %w", err)
-		}
-	}
-	path := filepath.Join(cfgDir, "openclaw.json")
-	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, spec.Config) {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, spec.Config, 0o600); err != nil {
-			return fmt.Errorf("write bot config: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("write bot config: %w", err)
-		}
-	}
-	if os.Getuid() == 0 {
-		for _, p := range []string{root, cfgDir, path, filepath.Join(root, "workspace"), filepath.Join(cfgDir, "workspace")} {
-			if err := os.Lchown(p, m.uid, m.gid); err != nil {
-				return fmt.Errorf("bot directory owner: %w", err)
-			}
-		}
-	}
-	return nil
+	return true
 }
 
 func validID(id string) bool { return id != "" && len(id) <= 64 && wire.ValidName(id) }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,7 +39,25 @@ func newBotsFixture(t *testing.T) *botsFixture {
 	dir := t.TempDir()
 	m := NewBots(rt, dir, testAgent, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	m.now = clock.Now
-	return &botsFixture{m: m, rt: rt, clock: clock, dir: dir}
+	f := &botsFixture{m: m, rt: rt, clock: clock, dir: dir}
+	rt.userOf = func(id string) string { return f.owner(t, id).user() }
+	return f
+}
+
+// owner is the uid:gid bot id runs as, allocated now if it has none yet.
+func (f *botsFixture) owner(t *testing.T, id string) owner {
+	t.Helper()
+	root, bot, err := f.m.openBot(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	defer bot.Close()
+	o, err := f.m.uids.owner(root, bot, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 func testSpec(id string, version int64, running bool) wire.BotSpec {
@@ -131,15 +150,15 @@ func TestBotsCreate(t *testing.T) {
 	}
 	cs := specs[0]
 	root := filepath.Join(f.dir, "bots", "alpha")
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		uid, gid = containerUser, containerUser
+	o := f.owner(t, "alpha")
+	if os.Getuid() == 0 && (o.uid != DefaultBotUIDBase || o.gid != o.uid) {
+		t.Errorf("first bot's owner = %+v, want %d, the first uid of the range", o, DefaultBotUIDBase)
 	}
 	want := runtime.ContainerSpec{
 		BotID: "alpha", Agent: testAgent, SpecVersion: 7, Image: spec.Image, Env: spec.Env,
-		ConfigDir: filepath.Join(root, "config"), WorkspaceDir: filepath.Join(root, "workspace"),
+		ConfigDir: filepath.Join(root, "config"), StateDir: filepath.Join(root, "state"), WorkspaceDir: filepath.Join(root, "workspace"),
 		MemoryBytes: 1 << 30, NanoCPUs: 1_500_000_000, PIDs: 512,
-		User: fmt.Sprintf("%d:%d", uid, gid), StopTimeout: 12 * time.Second,
+		User: fmt.Sprintf("%d:%d", o.uid, o.gid), StopTimeout: 12 * time.Second,
 	}
 	if fmt.Sprint(cs) != fmt.Sprint(want) {
 		t.Fatalf("container spec\n got %+v\nwant %+v", cs, want)
@@ -148,23 +167,28 @@ func TestBotsCreate(t *testing.T) {
 		t.Fatalf("gateway runs as root: %s", cs.User)
 	}
 
-	for _, d := range []string{root, cs.ConfigDir, cs.WorkspaceDir} {
-		fi, err := os.Stat(d)
+	agentUID := os.Getuid()
+	for _, tc := range []struct {
+		path     string
+		uid, gid int
+		mode     os.FileMode
+	}{
+		{root, agentUID, os.Getgid(), 0o700 | os.ModeDir},
+		{cs.StateDir, o.uid, o.gid, 0o700 | os.ModeDir},
+		{cs.WorkspaceDir, o.uid, o.gid, 0o700 | os.ModeDir},
+		{cs.ConfigDir, agentUID, o.gid, 0o750 | os.ModeDir},
+		{filepath.Join(cs.ConfigDir, "openclaw.json"), agentUID, o.gid, 0o640},
+	} {
+		fi, err := os.Lstat(tc.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: mode %v, want a directory with 0700", d, fi.Mode())
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode() != tc.mode || int(st.Uid) != tc.uid || int(st.Gid) != tc.gid {
+			t.Errorf("%s: %v %d:%d, want %v %d:%d", tc.path, fi.Mode(), st.Uid, st.Gid, tc.mode, tc.uid, tc.gid)
 		}
 	}
 	cfg := filepath.Join(cs.ConfigDir, "openclaw.json")
-	fi, err := os.Stat(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("%s: mode %v, want 0600", cfg, fi.Mode().Perm())
-	}
 	if b, _ := os.ReadFile(cfg); string(b) != string(spec.Config) {
 		t.Errorf("openclaw.json holds %s, want %s", b, spec.Config)
 	}

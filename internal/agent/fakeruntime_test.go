@@ -39,6 +39,9 @@ type fakeRuntime struct {
 	logsFunc func(follow bool, tail int) (io.ReadCloser, error)
 	// probes are the answers a new container's gateway starts with.
 	probes probeCodes
+	// userOf is the user a container that add puts in the engine runs as: the bot's own, as
+	// the agent would have made it.
+	userOf func(botID string) string
 }
 
 var _ Runtime = (*fakeRuntime)(nil)
@@ -137,7 +140,11 @@ func (f *fakeRuntime) specs() []runtime.ContainerSpec {
 func (f *fakeRuntime) add(agent, botID string, version int64, state string) runtime.Container {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fc := f.newContainer(agent, runtime.ContainerSpec{BotID: botID, SpecVersion: version, Image: "img:old"})
+	var user string
+	if f.userOf != nil {
+		user = f.userOf(botID)
+	}
+	fc := f.newContainer(agent, runtime.ContainerSpec{BotID: botID, SpecVersion: version, Image: "img:old", User: user})
 	if state == "running" {
 		fc.c.StartedAt = f.now()
 	}
@@ -153,7 +160,7 @@ func (f *fakeRuntime) newContainer(agent string, spec runtime.ContainerSpec) *fa
 	fc := &fakeContainer{
 		c: runtime.Container{
 			ID: fmt.Sprintf("ctr-%s-%d", spec.BotID, f.seq), BotID: spec.BotID, SpecVersion: spec.SpecVersion,
-			Image: spec.Image, State: "created",
+			Layout: runtime.Layout, User: spec.User, Image: spec.Image, State: "created",
 		},
 		agent: agent, gw: gw,
 	}
@@ -205,6 +212,13 @@ func (f *fakeRuntime) relabel(botID string, version int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.byBot[botID].c.SpecVersion = version
+}
+
+// relayout changes the layout a bot's container is labelled with ("" for layout 1).
+func (f *fakeRuntime) relayout(botID, layout string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byBot[botID].c.Layout = layout
 }
 
 // setStartedAt backdates (or postdates) when a bot's container started.

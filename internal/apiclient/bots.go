@@ -29,6 +29,11 @@ func (c *Client) GetBot(ctx context.Context, ref string) (*wire.Bot, error) {
 	return call[wire.Bot](ctx, c, http.MethodGet, "/v1/bots/"+seg(ref), nil)
 }
 
+// EditBot changes what req names in the bot's spec and returns the bot.
+func (c *Client) EditBot(ctx context.Context, ref string, req wire.EditBotRequest) (*wire.Bot, error) {
+	return call[wire.Bot](ctx, c, http.MethodPatch, "/v1/bots/"+seg(ref), req)
+}
+
 // StopBot sets the bot's desired state to stopped and returns it.
 func (c *Client) StopBot(ctx context.Context, ref string) (*wire.Bot, error) {
 	return call[wire.Bot](ctx, c, http.MethodPost, "/v1/bots/"+seg(ref)+"/stop", nil)

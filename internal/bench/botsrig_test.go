@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,13 +31,18 @@ import (
 )
 
 // benchImage is the stand-in gateway image BenchmarkBots and TestBots run. It is built once
-// per process and left in the Engine, as the e2e tests leave theirs.
-const benchImage = "pocketmolt/standin-gateway:bench"
+// per process, tagged for it alone, and removed by TestMain when the run ends.
+var benchImage = "pocketmolt/standin-gateway:bench-" + strings.ToLower(rand.Text()[:10])
 
 var (
-	imageOnce sync.Once
-	imageErr  error
+	imageOnce  sync.Once
+	imageErr   error
+	imageBuilt atomic.Bool
 )
+
+// benchUIDBase is where this process's agents take their bots' uids from, apart from other
+// runs' on this machine (bases 1024 apart: no run here makes more bots).
+var benchUIDBase = agent.DefaultBotUIDBase + agent.BotUIDRange + mrand.N(200_000)*1024
 
 // engine returns the local Docker Engine with the stand-in image built, skipping without an
 // Engine (failing when CI=true).
@@ -57,6 +64,7 @@ func engine(tb testing.TB) *docker.Docker {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		imageErr = standin.Build(ctx, d, benchImage)
+		imageBuilt.Store(imageErr == nil)
 	})
 	if imageErr != nil {
 		tb.Fatalf("build stand-in image: %v", imageErr)
@@ -223,6 +231,9 @@ func (r *botsRig) startAgent(st *agent.State) *runningAgent {
 	ra.a = agent.New(st, rt, "bench", log)
 	ra.a.Facts.Capacity = r.opts.Capacity
 	ra.a.Bots.SetInterval(r.opts.Interval)
+	if err := ra.a.Bots.SetUIDBase(benchUIDBase); err != nil {
+		r.tb.Fatal(err)
+	}
 	ra.a.MaxBackoff = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	ra.cancel = cancel

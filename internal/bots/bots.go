@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
@@ -34,7 +35,20 @@ const (
 	DefaultPIDs      = 512
 	DefaultStartWait = 120 * time.Second
 	DefaultStopWait  = 30 * time.Second
+	// DefaultDiskLimit bounds what a bot's state and workspace take on its host unless the
+	// bot or pmd's bot-disk-limit says otherwise.
+	DefaultDiskLimit = 10 << 30
+	MinDisk          = 16 << 20
+	MaxDisk          = 16 << 40
 )
+
+// ValidDisk checks a disk limit.
+func ValidDisk(n int64) error {
+	if n < MinDisk || n > MaxDisk {
+		return fmt.Errorf("disk limit %s: use %s to %s", bytesize.Format(n), bytesize.Format(MinDisk), bytesize.Format(MaxDisk))
+	}
+	return nil
+}
 
 // Config tunes the service.
 type Config struct {
@@ -43,7 +57,10 @@ type Config struct {
 	// StartTimeout is how long a bot may take to pass /startupz before it is failed.
 	StartTimeout time.Duration
 	StopTimeout  time.Duration
-	Now          func() time.Time
+	// DiskLimit is the disk limit of bots created without one (DefaultDiskLimit when 0). A
+	// bot records none of its own then, so a new setting applies to it.
+	DiskLimit int64
+	Now       func() time.Time
 }
 
 // Service manages bots. It is safe for concurrent use.
@@ -74,10 +91,14 @@ func New(st *store.Store, fl *fleet.Fleet, keys *secret.Keyring, cfg Config, log
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DiskLimit <= 0 {
+		cfg.DiskLimit = DefaultDiskLimit
+	}
 	return &Service{store: st, fleet: fl, keys: keys, cfg: cfg, log: log}
 }
 
-// spec is what the store keeps as a bot's spec (JSON). Secrets are not in it.
+// spec is what the store keeps as a bot's spec (JSON). Secrets are not in it. A zero
+// Resources.DiskBytes means pmd's DiskLimit.
 type spec struct {
 	Image        string         `json:"image"`
 	Model        string         `json:"model"`
@@ -230,6 +251,8 @@ func (s *Service) validate(req wire.CreateBotRequest) (spec, secrets, error) {
 		return bad("cpus %g: use 0.1 to 64", r.CPUs)
 	case r.PIDs < 64 || r.PIDs > 32768:
 		return bad("pids %d: use 64 to 32768", r.PIDs)
+	case r.DiskBytes != 0 && ValidDisk(r.DiskBytes) != nil:
+		return bad("%v", ValidDisk(r.DiskBytes))
 	}
 	sp := spec{Image: image, Model: req.Model, ToolsProfile: profile, Telegram: req.TelegramToken != "", Resources: r}
 	return sp, secrets{APIKey: req.APIKey, TelegramToken: req.TelegramToken, GatewayToken: newToken()}, nil

@@ -51,3 +51,11 @@ func TestReportSame(t *testing.T) {
 		}
 	}
 }
+
+func TestValidDisk(t *testing.T) {
+	for n, ok := range map[int64]bool{MinDisk: true, MinDisk - 1: false, 0: false, -1: false, DefaultDiskLimit: true, MaxDisk: true, MaxDisk + 1: false} {
+		if err := ValidDisk(n); (err == nil) != ok {
+			t.Errorf("ValidDisk(%d) = %v", n, err)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func (s *Service) toWire(b store.Bot, h store.Host) wire.Bot {
 	_ = json.Unmarshal(b.Spec, &sp)
 	w := wire.Bot{
 		ID: b.ID, Name: b.Name, HostID: b.HostID, HostName: h.Name, Image: sp.Image, Model: sp.Model,
-		ToolsProfile: sp.ToolsProfile, Telegram: sp.Telegram, Resources: sp.Resources, Desired: b.Desired,
+		ToolsProfile: sp.ToolsProfile, Telegram: sp.Telegram, Resources: s.resources(sp), Desired: b.Desired,
 		SpecVersion: b.SpecVersion, Purge: b.Purge, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 		Status: wire.BotPending,
 	}
@@ -76,6 +76,7 @@ func (s *Service) toWire(b store.Bot, h store.Host) wire.Bot {
 	if len(b.Observed) > 0 && json.Unmarshal(b.Observed, &ob) == nil {
 		w.Status, w.Health, w.ContainerID, w.ObservedVersion = ob.Status, ob.Health, ob.ContainerID, ob.Version
 		w.Restarts, w.StartedAt, w.MemoryUsage, w.Progress, w.LastError = ob.Restarts, ob.StartedAt, ob.MemoryUsage, ob.Progress, ob.LastError
+		w.DiskUsage = ob.DiskUsage
 	}
 	switch {
 	case b.Desired == store.DesiredDeleted:

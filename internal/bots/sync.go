@@ -119,7 +119,7 @@ func (s *Service) botSpec(b store.Bot) (wire.BotSpec, error) {
 	}
 	return wire.BotSpec{
 		ID: b.ID, Name: b.Name, Version: b.SpecVersion, Image: sp.Image, Running: b.Desired == store.DesiredRunning,
-		Config: cfg, Env: env, Resources: sp.Resources,
+		Config: cfg, Env: env, Resources: s.resources(sp),
 		StartTimeout: wire.Duration(s.cfg.StartTimeout), StopTimeout: wire.Duration(s.cfg.StopTimeout),
 	}, nil
 }

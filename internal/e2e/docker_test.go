@@ -3,15 +3,20 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
@@ -19,12 +24,37 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-const testImage = "pocketmolt/standin-gateway:e2e"
+// testImage is the stand-in gateway (with the hostile program) tests build, tagged for this
+// run alone: TestMain removes it when the run ends, pass or fail, and never another run's.
+var testImage = "pocketmolt/standin-gateway:e2e-" + randText(10)
 
 var (
-	imageOnce sync.Once
-	imageErr  error
+	imageOnce  sync.Once
+	imageErr   error
+	imageBuilt atomic.Bool
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if imageBuilt.Load() {
+		if sdk, err := client.New(client.FromEnv); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if _, err := sdk.ImageRemove(ctx, testImage, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
+				fmt.Fprintf(os.Stderr, "remove test image %s: %v\n", testImage, err)
+			}
+			cancel()
+			sdk.Close()
+		}
+	}
+	os.Exit(code)
+}
+
+// testUIDBase is a bot uid base for one test agent: agents of concurrent tests (and runs) on
+// this machine must not give two bots one uid. Bases are 1024 apart, more than a test runs
+// bots.
+func testUIDBase() int {
+	return agent.DefaultBotUIDBase + agent.BotUIDRange + mrand.N(200_000)*1024
+}
 
 // engine returns the local Docker Engine, skipping the test without one (failing on CI), and
 // builds the stand-in image once per run.
@@ -45,7 +75,8 @@ func engine(t *testing.T) *docker.Docker {
 	imageOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		imageErr = standin.Build(ctx, d, testImage)
+		imageErr = standin.Build(ctx, d, testImage, standin.HostilePackage)
+		imageBuilt.Store(imageErr == nil)
 	})
 	if imageErr != nil {
 		t.Fatalf("build stand-in image: %v", imageErr)
@@ -73,6 +104,9 @@ func runDockerAgent(t *testing.T, st *agent.State, d *docker.Docker, capacity wi
 	ta.A = agent.New(st, d, "test", log)
 	ta.A.Facts.Capacity = capacity
 	ta.A.Bots.SetInterval(200 * time.Millisecond)
+	if err := ta.A.Bots.SetUIDBase(testUIDBase()); err != nil {
+		t.Fatal(err)
+	}
 	ta.A.MaxBackoff = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	ta.cancel = cancel
@@ -239,10 +273,10 @@ func TestBotLifecycleOnDocker(t *testing.T) {
 			t.Errorf("networks = %v, want only the bot's own", keys(nets))
 		}
 		dir := filepath.Join(a.A.State.Dir, "bots", b.ID)
-		for _, sub := range []string{"config", "workspace"} {
+		for sub, perm := range map[string]os.FileMode{"state": 0o700, "workspace": 0o700, "config": 0o750} {
 			fi, err := os.Stat(filepath.Join(dir, sub))
-			if err != nil || fi.Mode().Perm() != 0o700 {
-				t.Errorf("%s: %v %v", sub, fi.Mode(), err)
+			if err != nil || fi.Mode().Perm() != perm {
+				t.Errorf("%s: %v %v, want %v", sub, fi.Mode(), err, perm)
 			}
 		}
 		cfg, err := os.ReadFile(filepath.Join(dir, "config", "openclaw.json"))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,7 +128,7 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 		}
 	})
 	agentRun := func() *proc {
-		return start(t, agentBin, append([]string{"run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms"}, firewallArgs...)...)
+		return start(t, agentBin, append([]string{"run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms", "--bot-uid-base", strconv.Itoa(testUIDBase())}, firewallArgs...)...)
 	}
 	agentProc := agentRun()
 

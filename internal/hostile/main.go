@@ -122,7 +122,7 @@ func swap(dir, target string, d time.Duration) int {
 	var swaps, errs int
 	var last error
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if fi, err := os.Lstat(tmp); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		if to, err := os.Readlink(tmp); err != nil || to != target {
 			_ = os.Remove(tmp)
 			if err := os.Symlink(target, tmp); err != nil {
 				errs, last = errs+1, err

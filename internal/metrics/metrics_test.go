@@ -96,9 +96,9 @@ func TestStateCollector(t *testing.T) {
 		{Name: "old", Status: wire.HostRevoked},
 	}
 	bots := []wire.Bot{
-		{Desired: "running", Status: "running", Health: "healthy"},
-		{Desired: "running", Status: "running", Health: "healthy"},
-		{Desired: "stopped", Status: "stopped"},
+		{Desired: "running", Status: "running", Health: "healthy", HostName: "edge-1", DiskUsage: 3 << 20, Resources: wire.Resources{DiskBytes: 10 << 30}},
+		{Desired: "running", Status: "running", Health: "healthy", HostName: "edge-1", DiskUsage: 1 << 20},
+		{Desired: "running", Status: "failed", HostName: "edge-2", DiskUsage: 20 << 20, Resources: wire.Resources{DiskBytes: 16 << 20}},
 	}
 	var failHosts error
 	s := State{
@@ -110,7 +110,14 @@ func TestStateCollector(t *testing.T) {
 # HELP pocketmolt_bots Bots by desired state, observed status and health.
 # TYPE pocketmolt_bots gauge
 pocketmolt_bots{desired="running",health="healthy",status="running"} 2
-pocketmolt_bots{desired="stopped",health="",status="stopped"} 1
+pocketmolt_bots{desired="running",health="",status="failed"} 1
+# HELP pocketmolt_bots_over_disk_limit Bots whose state and workspace take more than their disk limit; their agents keep them stopped.
+# TYPE pocketmolt_bots_over_disk_limit gauge
+pocketmolt_bots_over_disk_limit 1
+# HELP pocketmolt_host_bot_disk_bytes Disk the bots on a host take (their state and workspace), as its agent last measured.
+# TYPE pocketmolt_host_bot_disk_bytes gauge
+pocketmolt_host_bot_disk_bytes{host="edge-1"} 4.194304e+06
+pocketmolt_host_bot_disk_bytes{host="edge-2"} 2.097152e+07
 # HELP pocketmolt_host_bots Bots placed on a host.
 # TYPE pocketmolt_host_bots gauge
 pocketmolt_host_bots{host="edge-1"} 2
@@ -133,7 +140,7 @@ pocketmolt_store_up 1
 # TYPE pocketmolt_tunnel_sessions gauge
 pocketmolt_tunnel_sessions 1
 `
-	names := []string{"pocketmolt_bots", "pocketmolt_host_bots", "pocketmolt_host_capacity_memory_bytes",
+	names := []string{"pocketmolt_bots", "pocketmolt_bots_over_disk_limit", "pocketmolt_host_bot_disk_bytes", "pocketmolt_host_bots", "pocketmolt_host_capacity_memory_bytes",
 		"pocketmolt_hosts", "pocketmolt_store_up", "pocketmolt_tunnel_sessions"}
 	if err := testutil.CollectAndCompare(s, strings.NewReader(want), names...); err != nil {
 		t.Error(err)

@@ -28,6 +28,8 @@ var (
 	hostMem   = prometheus.NewDesc(namespace+"_host_memory_allocated_bytes", "Memory the bots placed on a host are given.", []string{"host"}, nil)
 	hostMemC  = prometheus.NewDesc(namespace+"_host_capacity_memory_bytes", "Memory a host declares for bots.", []string{"host"}, nil)
 	botsDesc  = prometheus.NewDesc(namespace+"_bots", "Bots by desired state, observed status and health.", []string{"desired", "status", "health"}, nil)
+	hostDisk  = prometheus.NewDesc(namespace+"_host_bot_disk_bytes", "Disk the bots on a host take (their state and workspace), as its agent last measured.", []string{"host"}, nil)
+	overDisk  = prometheus.NewDesc(namespace+"_bots_over_disk_limit", "Bots whose state and workspace take more than their disk limit; their agents keep them stopped.", nil, nil)
 	sessDesc  = prometheus.NewDesc(namespace+"_tunnel_sessions", "Agent tunnel sessions open now.", nil, nil)
 	upDesc    = prometheus.NewDesc(namespace+"_store_up", "1 if the last scrape could read the store, else 0.", nil, nil)
 )
@@ -37,7 +39,7 @@ var hostStatuses = []string{wire.HostPending, wire.HostOnline, wire.HostOffline,
 
 // Describe implements prometheus.Collector.
 func (s State) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hostsDesc, hostBots, hostCap, hostMem, hostMemC, botsDesc, sessDesc, upDesc} {
+	for _, d := range []*prometheus.Desc{hostsDesc, hostBots, hostCap, hostMem, hostMemC, botsDesc, hostDisk, overDisk, sessDesc, upDesc} {
 		ch <- d
 	}
 }
@@ -77,12 +79,24 @@ func (s State) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		type key struct{ desired, status, health string }
 		counts := map[key]int{}
+		disk := map[string]int64{}
+		over := 0
 		for _, b := range bots {
 			counts[key{b.Desired, b.Status, b.Health}]++
+			if b.HostName != "" {
+				disk[b.HostName] += b.DiskUsage
+			}
+			if b.Resources.DiskBytes > 0 && b.DiskUsage > b.Resources.DiskBytes {
+				over++
+			}
 		}
 		for k, n := range counts {
 			gauge(ch, botsDesc, float64(n), k.desired, k.status, k.health)
 		}
+		for host, n := range disk {
+			gauge(ch, hostDisk, float64(n), host)
+		}
+		gauge(ch, overDisk, float64(over))
 	}
 	gauge(ch, upDesc, up)
 }

@@ -44,8 +44,12 @@ type Config struct {
 	// anyway (firewall.ParseRule's syntax).
 	BotFirewall    bool     `mapstructure:"bot-firewall"`
 	BotEgressAllow []string `mapstructure:"bot-egress-allow"`
-	LogLevel       string   `mapstructure:"log-level"`
-	Force          bool     `mapstructure:"force"`
+	// BotUIDBase is the first of the agent.BotUIDRange uids its bots get, one each.
+	BotUIDBase int `mapstructure:"bot-uid-base"`
+	// BotSharedUID runs every bot as pmagent's own user, for an agent that cannot chown.
+	BotSharedUID bool   `mapstructure:"bot-shared-uid"`
+	LogLevel     string `mapstructure:"log-level"`
+	Force        bool   `mapstructure:"force"`
 }
 
 // DefaultConfigFile is read when --config is not given, if it exists.
@@ -220,6 +224,15 @@ which is unsafe.`,
 				}
 				a.Bots.SetFirewall(fw, 0)
 			}
+			if err := a.Bots.SetUIDBase(cfg.BotUIDBase); err != nil {
+				return fmt.Errorf("bot-uid-base: %w", err)
+			}
+			if err := a.Bots.SetSharedUID(cfg.BotSharedUID); err != nil {
+				return err
+			}
+			if cfg.BotSharedUID {
+				log.Warn("bot-shared-uid is on: every bot runs as pmagent's own user and can read the other bots' files and secrets; use it on a laptop only")
+			}
 			return a.Run(cmd.Context())
 		},
 	}
@@ -231,5 +244,7 @@ which is unsafe.`,
 	cmd.Flags().Duration("bot-interval", agent.DefaultBotInterval, "how often bots are converged and their gateways probed")
 	cmd.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
 	firewallFlags(cmd.Flags())
+	cmd.Flags().Int("bot-uid-base", agent.DefaultBotUIDBase, fmt.Sprintf("first of the %d uids this agent gives its bots, one each (two agents on one machine need ranges apart)", agent.BotUIDRange))
+	cmd.Flags().Bool("bot-shared-uid", false, "INSECURE: run every bot as pmagent's own user, for an agent that can neither run as root nor chown (a laptop); bots can then read each other's secrets")
 	return cmd
 }

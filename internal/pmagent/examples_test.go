@@ -54,6 +54,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		BotInterval:   2 * time.Second,
 		BotSubnetPool: "10.213.0.0/16",
 		BotFirewall:   true,
+		BotUIDBase:    agent.DefaultBotUIDBase,
 		LogLevel:      "info",
 	}
 	for _, tc := range []struct {

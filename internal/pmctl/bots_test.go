@@ -22,13 +22,13 @@ var fixtureBots = []wire.Bot{
 		ID: "b_1", Name: "alice", HostID: "h_1", HostName: "edge-1",
 		Image: "ghcr.io/openclaw/openclaw:2026.11.1", Model: "anthropic/claude-sonnet-4-6",
 		ToolsProfile: "messaging", Telegram: true,
-		Resources: wire.Resources{MemoryBytes: 2 << 30, CPUs: 2, PIDs: 512},
+		Resources: wire.Resources{MemoryBytes: 2 << 30, CPUs: 2, PIDs: 512, DiskBytes: 10 << 30},
 		Desired:   wire.DesiredRunning, SpecVersion: 3, Status: wire.BotRunning, Health: wire.HealthHealthy,
 		ContainerID:     "4f2a9c1be07d5e3a8b6c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c",
 		ObservedVersion: 3, Restarts: 1,
 		StartedAt:   ptr(now.Add(-(3*time.Minute + 12*time.Second))),
-		MemoryUsage: 312 << 20,
-		CreatedAt:   now.Add(-2 * time.Hour), UpdatedAt: now.Add(-3 * time.Minute),
+		MemoryUsage: 312 << 20, DiskUsage: 1536 << 20,
+		CreatedAt: now.Add(-2 * time.Hour), UpdatedAt: now.Add(-3 * time.Minute),
 	},
 	{
 		ID: "b_2", Name: "bob", Model: "anthropic/claude-sonnet-4-6",
@@ -90,6 +90,23 @@ func botRoutes(mux *http.ServeMux) {
 			wire.WriteJSON(w, 200, b)
 		})
 	}
+	mux.HandleFunc("PATCH /v1/bots/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		var req wire.EditBotRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			wire.WriteError(w, wire.Errorf(wire.CodeInvalidArgument, "bad body"))
+			return
+		}
+		b, ok := findBot(w, r)
+		if !ok {
+			return
+		}
+		if req.DiskBytes < 16<<20 {
+			wire.WriteError(w, wire.Errorf(wire.CodeInvalidArgument, "disk limit %dB: use 16MiB to 16TiB", req.DiskBytes))
+			return
+		}
+		b.Resources.DiskBytes = req.DiskBytes
+		wire.WriteJSON(w, 200, b)
+	})
 	mux.HandleFunc("DELETE /v1/bots/{ref}", func(w http.ResponseWriter, r *http.Request) {
 		b, ok := findBot(w, r)
 		if !ok {
@@ -157,12 +174,12 @@ func TestBotsList(t *testing.T) {
 		want string
 	}{
 		{"terminal", runOpts{tty: true},
-			"NAME   HOST    STATUS   HEALTH   IMAGE                                UPTIME  MEM\n" +
-				"alice  edge-1  running  healthy  ghcr.io/openclaw/openclaw:2026.11.1  3m12s   312MiB/2GiB\n" +
-				"bob    -       pending  -        -                                    -       -\n"},
+			"NAME   HOST    STATUS   HEALTH   IMAGE                                UPTIME  MEM          DISK\n" +
+				"alice  edge-1  running  healthy  ghcr.io/openclaw/openclaw:2026.11.1  3m12s   312MiB/2GiB  1.5GiB/10GiB\n" +
+				"bob    -       pending  -        -                                    -       -            -\n"},
 		{"piped", runOpts{},
-			"alice\tedge-1\trunning\thealthy\tghcr.io/openclaw/openclaw:2026.11.1\t2026-11-22T11:56:48Z\t312MiB/2GiB\n" +
-				"bob\t\tpending\t\t\t\t\n"},
+			"alice\tedge-1\trunning\thealthy\tghcr.io/openclaw/openclaw:2026.11.1\t2026-11-22T11:56:48Z\t312MiB/2GiB\t1.5GiB/10GiB\n" +
+				"bob\t\tpending\t\t\t\t\t\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +205,31 @@ func TestBotsList(t *testing.T) {
 	})
 }
 
+func TestBotsEdit(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		out, err string
+	}{
+		{"disk", []string{"bots", "edit", "alice", "--disk", "20GiB"}, 0, "", "Bot alice (b_1): disk limit 20 GiB.\n"},
+		{"json", []string{"bots", "edit", "alice", "--disk", "20GiB", "-o", "json"}, 0, `"disk_bytes": 21474836480`, ""},
+		{"nothing to change", []string{"bots", "edit", "alice"}, 1, "", "give what to change: --disk"},
+		{"not a size", []string{"bots", "edit", "alice", "--disk", "lots"}, 1, "", `invalid argument "lots" for "--disk" flag: not a size`},
+		{"pmd refuses", []string{"bots", "edit", "alice", "--disk", "1MiB"}, 1, "", "disk limit 1048576B: use 16MiB to 16TiB"},
+		{"unknown bot", []string{"bots", "edit", "zed", "--disk", "1GiB"}, 1, "", `bot "zed" not found`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.run(t, runOpts{tty: true}, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.out, tt.out) || !strings.Contains(r.errOut, tt.err) {
+				t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s\nwant code %d, stdout with %q, stderr with %q", r.code, r.out, r.errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+}
+
 func TestBotsGet(t *testing.T) {
 	h := newHarness(t)
 	r := h.run(t, runOpts{tty: true}, "bots", "get", "alice")
@@ -202,6 +244,7 @@ model:             anthropic/claude-sonnet-4-6
 tools profile:     messaging
 telegram:          yes
 memory:            2 GiB (312 MiB used)
+disk:              10 GiB (1.5 GiB used)
 cpus:              2
 pids:              512
 spec version:      3
@@ -332,7 +375,7 @@ func TestBotsCreateRefused(t *testing.T) {
 		{"huge file", create("--api-key-file", big), "", "error: --api-key-file " + big + ": larger than 64 KiB: not a secret file"},
 		{"empty telegram", create("--api-key-file", key, "--telegram-token-file", empty), "", "error: --telegram-token-file " + empty + ": empty"},
 		{"both stdin", create("--api-key-file", "-", "--telegram-token-file", "-"), "", "error: only one of --api-key-file and --telegram-token-file can be - (stdin)"},
-		{"junk memory", create("--api-key-file", key, "--memory", "lots"), "", `error: invalid argument "lots" for "--memory" flag: not a memory size: want bytes or a number with a unit, like 2GiB or 1536MiB`},
+		{"junk memory", create("--api-key-file", key, "--memory", "lots"), "", `error: invalid argument "lots" for "--memory" flag: not a size: want bytes or a number with a unit, like 2GiB or 1536MiB`},
 		{"negative cpus", create("--api-key-file", key, "--cpus", "-1"), "", "error: --cpus must not be negative"},
 	}
 	for _, tt := range tests {

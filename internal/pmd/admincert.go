@@ -23,7 +23,7 @@ import (
 // and one set of PMD_* variables serve every command, but hide them.
 var daemonOnlyFlags = []string{"public-addr", "agent-addr", "heartbeat-interval", "agent-cert-ttl",
 	"token-ttl", "log-level", "bot-image", "bot-start-timeout", "metrics-addr", "agent-cert-overlap",
-	"enroll-rate", "enroll-rate-per-address"}
+	"enroll-rate", "enroll-rate-per-address", "bot-disk-limit"}
 
 func newAdminCertCmd(out io.Writer) *cobra.Command {
 	var (

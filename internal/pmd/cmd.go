@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/config"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
@@ -77,6 +78,7 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
 	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
+	fs.String("bot-disk-limit", bytesize.Format(bots.DefaultDiskLimit), "disk a bot's state and workspace may take on its host, for bots created without --disk; its agent stops a bot over it")
 	fs.String("metrics-addr", "", "address serving Prometheus metrics at /metrics over plain HTTP, e.g. 127.0.0.1:9464 (empty: none)")
 	fs.Duration("agent-cert-overlap", fleet.DefaultCertOverlap, "how long an agent certificate replaced by a renewal is still accepted at new handshakes")
 	fs.Int("enroll-rate", fleet.DefaultEnrollRate, "enrollment requests a minute pmd accepts from all sources together; more get 429")

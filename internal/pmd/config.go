@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -30,7 +31,9 @@ type Config struct {
 	LogLevel          string        `mapstructure:"log-level" yaml:"log-level"`
 	BotImage          string        `mapstructure:"bot-image" yaml:"bot-image,omitempty"`
 	BotStartTimeout   time.Duration `mapstructure:"bot-start-timeout" yaml:"bot-start-timeout,omitempty"`
-	MetricsAddr       string        `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
+	// BotDiskLimit is the disk limit of bots created without one, as a size ("10GiB").
+	BotDiskLimit string `mapstructure:"bot-disk-limit" yaml:"bot-disk-limit,omitempty"`
+	MetricsAddr  string `mapstructure:"metrics-addr" yaml:"metrics-addr,omitempty"`
 	// BotFirewall and BotEgressAllow are pmd dev's local agent's (pmagent's settings of the
 	// same names); init does not record them.
 	BotFirewall    bool     `mapstructure:"bot-firewall" yaml:"-"`
@@ -49,6 +52,9 @@ type Config struct {
 	// OfflineRoot is init's --offline-root: the root CA's key goes to a file for the operator
 	// to keep offline instead of into the database. Never read from a file.
 	OfflineRoot bool `mapstructure:"offline-root" yaml:"-"`
+	// BotSharedUID is dev's --bot-shared-uid: the local agent runs every bot as its own user.
+	// It is never read from a file.
+	BotSharedUID bool `mapstructure:"bot-shared-uid" yaml:"-"`
 }
 
 // Defaults.
@@ -85,6 +91,21 @@ func (c *Config) FleetConfig() fleet.Config {
 		HeartbeatInterval: c.HeartbeatInterval, AgentCertTTL: c.AgentCertTTL, TokenTTL: c.TokenTTL,
 		CertOverlap: c.AgentCertOverlap, EnrollRate: c.EnrollRate, EnrollRatePerAddress: c.EnrollRatePerAddress,
 	}
+}
+
+// DiskLimit is BotDiskLimit in bytes, bots.DefaultDiskLimit when it is empty.
+func (c *Config) DiskLimit() (int64, error) {
+	if c.BotDiskLimit == "" {
+		return bots.DefaultDiskLimit, nil
+	}
+	n, err := bytesize.Parse(c.BotDiskLimit)
+	if err == nil {
+		err = bots.ValidDisk(n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bot-disk-limit %q: %w", c.BotDiskLimit, err)
+	}
+	return n, nil
 }
 
 // Validate checks every value and says what to fix.
@@ -136,6 +157,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := firewall.ParseRules(c.BotEgressAllow); err != nil {
 		return fmt.Errorf("bot-egress-allow: %w", err)
+	}
+	if _, err := c.DiskLimit(); err != nil {
+		return err
 	}
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)

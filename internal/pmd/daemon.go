@@ -129,7 +129,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	if err := d.RefreshServerCert(ctx, time.Now()); err != nil {
 		return nil, err
 	}
-	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout}, log)
+	diskLimit, err := cfg.DiskLimit()
+	if err != nil {
+		return nil, err
+	}
+	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout, DiskLimit: diskLimit}, log)
 	d.Fleet.SetObserver(d.Bots)
 	if d.registry != nil {
 		d.registry.MustRegister(metrics.State{Hosts: d.hosts, Bots: d.Bots.List, Log: log.With("listener", "metrics")})

@@ -26,7 +26,11 @@ func newDevCmd(out, logOut io.Writer) *cobra.Command {
 		Long: `dev is pmd for a laptop. It initialises the data dir if it is new, serves pmd,
 and runs an agent in the same process, enrolled as host "local" (state in
 <data-dir>/agent) and connected to the local Docker Engine. It prints the addresses
-and the pmctl config path; Ctrl-C stops it all.`,
+and the pmctl config path; Ctrl-C stops it all.
+
+Each bot runs as a uid of its own, which needs pmd dev to run as root (or with
+CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE); otherwise bots fail, saying so.
+--bot-shared-uid runs them as your own user instead, without isolation between them.`,
 		Example: "  pmd dev\n  pmctl --config ./pm/pmctl.yaml hosts list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,6 +44,7 @@ and the pmctl config path; Ctrl-C stops it all.`,
 	commonFlags(cmd.Flags())
 	cmd.Flags().Bool("bot-firewall", true, "keep the firewall rules that let the local agent's bots reach the internet but not this machine, its networks or each other (needs root or CAP_NET_ADMIN; false is unsafe)")
 	cmd.Flags().StringSlice("bot-egress-allow", nil, "what the local agent's bots may reach anyway: CIDR[:PORT[-PORT]][/tcp|/udp] (repeatable)")
+	cmd.Flags().Bool("bot-shared-uid", false, "INSECURE: run every bot as your own user, when pmd dev runs neither as root nor with CAP_CHOWN; bots can then read each other's secrets")
 	cmd.Flags().Set("agent-addr", "127.0.0.1:8443")
 	cmd.Flags().Lookup("agent-addr").DefValue = "127.0.0.1:8443"
 	return cmd
@@ -102,6 +107,14 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 		a.Bots.SetFirewall(fw, 0)
 	} else {
 		a.Log.Warn(firewall.OffWarning)
+	}
+	if err := a.Bots.SetSharedUID(cfg.BotSharedUID); err != nil {
+		cancel()
+		g.Wait()
+		return err
+	}
+	if cfg.BotSharedUID {
+		log.Warn("bot-shared-uid is on: every bot runs as your own user and can read the other bots' files and secrets")
 	}
 	g.Go(func() error { return a.Run(ctx) })
 

@@ -22,8 +22,8 @@ import (
 const exampleConfig = "../../examples/pmd.yaml"
 
 // notInFile are Config keys that the file cannot usefully set: the data dir is read before the
-// file, and --force, --admin and --offline-root are init's one-offs.
-var notInFile = []string{"data-dir", "force", "admin", "offline-root"}
+// file, --force, --admin and --offline-root are init's one-offs, and --bot-shared-uid is dev's.
+var notInFile = []string{"data-dir", "force", "admin", "offline-root", "bot-shared-uid"}
 
 // clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
 func clearEnv(t *testing.T) {
@@ -60,6 +60,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		AgentCertOverlap:     10 * time.Minute,
 		EnrollRate:           600,
 		EnrollRatePerAddress: 20,
+		BotDiskLimit:         "10GiB",
 	}
 	for _, tc := range []struct {
 		name     string

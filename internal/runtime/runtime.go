@@ -15,7 +15,16 @@ const (
 	// LabelAgent names the agent (host id) that owns the container, so two agents sharing
 	// one Engine (tests, a laptop) never touch each other's bots.
 	LabelAgent = "pocketmolt.agent"
+	// LabelLayout is the Layout a container was made with. A container without the current
+	// one (made by an older agent) is removed and made anew, like one of another spec
+	// version, after its bot's host directories have been migrated.
+	LabelLayout = "pocketmolt.layout"
 )
+
+// Layout versions how a bot's container and host directories are laid out. Layout 1 (no
+// label) mounted one writable directory holding both openclaw.json and the gateway's state;
+// layout 2 keeps the config apart, read-only, and the root filesystem read-only too.
+const Layout = "2"
 
 // GatewayPort is the port the OpenClaw gateway listens on inside its container.
 const GatewayPort = 18789
@@ -35,14 +44,25 @@ type ContainerSpec struct {
 	// Env holds the container's environment, secrets included; it never goes into labels
 	// or logs.
 	Env map[string]string
-	// ConfigDir and WorkspaceDir are host directories mounted at the gateway's state dir
-	// and workspace.
+	// ConfigDir is the host directory holding openclaw.json, which the agent owns and the
+	// gateway may only read: it is mounted read-only at a path of its own. StateDir and
+	// WorkspaceDir, the bot's own, are mounted read-write at the gateway's state dir and at
+	// its workspace beneath it.
 	ConfigDir    string
+	StateDir     string
 	WorkspaceDir string
-	MemoryBytes  int64
-	NanoCPUs     int64
-	PIDs         int64
-	// User is "uid:gid" the gateway runs as (never root).
+	// TmpBytes sizes the tmpfs mounted at /tmp (the root filesystem is read-only); it counts
+	// against MemoryBytes. 0 means the engine package's default.
+	TmpBytes int64
+	// LogMaxBytes and LogMaxFiles bound the container's log on the host: at most LogMaxFiles
+	// files of LogMaxBytes each. 0 means the engine package's defaults.
+	LogMaxBytes int64
+	LogMaxFiles int
+	MemoryBytes int64
+	NanoCPUs    int64
+	PIDs        int64
+	// User is "uid:gid" the gateway runs as: never root, and on a host the agent can chown
+	// on, a uid of the bot's own.
 	User string
 	// StopTimeout is how long a stop waits for the gateway before killing it.
 	StopTimeout time.Duration
@@ -53,7 +73,11 @@ type Container struct {
 	ID          string
 	BotID       string
 	SpecVersion int64
-	Image       string
+	// Layout is the container's LabelLayout, "" for one made before layouts were labelled.
+	Layout string
+	// User is the "uid:gid" the container runs as.
+	User  string
+	Image string
 	// State is the engine's word: created, running, paused, restarting, removing, exited, dead.
 	State        string
 	ExitCode     int

@@ -119,6 +119,16 @@ func (s *Store) SetBotDesired(ctx context.Context, id, desired string, purge boo
 	return nil
 }
 
+// SetBotSpec replaces a bot's spec without a new spec version: for changes its host applies
+// without recreating the container (a disk limit). ErrNotFound if the bot is gone.
+func (s *Store) SetBotSpec(ctx context.Context, id string, spec []byte, at time.Time) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE bots SET spec = ?, updated_at = ? WHERE id = ?`, spec, at, id))
+	if err != nil {
+		return fmt.Errorf("set spec of bot %s: %w", id, err)
+	}
+	return nil
+}
+
 // SetBotObserved records the host's report about a bot.
 func (s *Store) SetBotObserved(ctx context.Context, id string, observed []byte, at time.Time) error {
 	err := mustAffect(s.execCount(ctx, `UPDATE bots SET observed = ?, observed_at = ? WHERE id = ?`,

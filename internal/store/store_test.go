@@ -172,6 +172,12 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 			t.Fatal("a desired state outside running/stopped/deleted was accepted")
 		}
 
+		mustOK(t, s.SetBotSpec(ctx, "b1", []byte(`{"image":"img:2"}`), ts(30*time.Second)))
+		got, err = s.GetBot(ctx, "b1")
+		mustOK(t, err)
+		if string(got.Spec) != `{"image":"img:2"}` || got.SpecVersion != b.SpecVersion || !got.UpdatedAt.Equal(ts(30*time.Second)) {
+			t.Fatalf("after SetBotSpec: %+v", got)
+		}
 		mustOK(t, s.SetBotDesired(ctx, "b1", DesiredDeleted, true, ts(time.Minute)))
 		mustOK(t, s.SetBotObserved(ctx, "b1", []byte(`{"status":"running"}`), ts(2*time.Minute)))
 		got, err = s.GetBot(ctx, "b1")
@@ -196,6 +202,9 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		}
 		if err := s.SetBotDesired(ctx, "b1", DesiredRunning, false, ts(0)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("desired of a deleted bot: %v, want ErrNotFound", err)
+		}
+		if err := s.SetBotSpec(ctx, "b1", []byte(`{}`), ts(0)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("spec of a deleted bot: %v, want ErrNotFound", err)
 		}
 		all, err := s.ListBots(ctx)
 		mustOK(t, err)

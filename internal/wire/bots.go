@@ -35,6 +35,9 @@ type Resources struct {
 	MemoryBytes int64   `json:"memory_bytes" yaml:"memory_bytes"`
 	CPUs        float64 `json:"cpus" yaml:"cpus"`
 	PIDs        int64   `json:"pids" yaml:"pids"`
+	// DiskBytes bounds what the bot's state and workspace take on its host, as its agent
+	// measures them; 0 in a request means pmd's default (bot-disk-limit).
+	DiskBytes int64 `json:"disk_bytes,omitempty" yaml:"disk_bytes,omitempty"`
 }
 
 // Capacity is how much a host offers to bots.
@@ -59,6 +62,13 @@ type CreateBotRequest struct {
 	Force bool `json:"force,omitempty"`
 }
 
+// EditBotRequest is the body of PATCH /v1/bots/{ref}: what to change in a running bot's
+// spec. Its host applies it without recreating the container.
+type EditBotRequest struct {
+	// DiskBytes is the new disk limit of the bot's state and workspace.
+	DiskBytes int64 `json:"disk_bytes"`
+}
+
 // Bot is a bot as the admin API shows it.
 type Bot struct {
 	ID           string    `json:"id" yaml:"id"`
@@ -80,11 +90,13 @@ type Bot struct {
 	Restarts        int        `json:"restarts" yaml:"restarts"`
 	StartedAt       *time.Time `json:"started_at,omitempty" yaml:"started_at,omitempty"`
 	MemoryUsage     int64      `json:"memory_usage,omitempty" yaml:"memory_usage,omitempty"`
-	Progress        string     `json:"progress,omitempty" yaml:"progress,omitempty"`
-	LastError       string     `json:"last_error,omitempty" yaml:"last_error,omitempty"`
-	Purge           bool       `json:"purge,omitempty" yaml:"purge,omitempty"`
-	CreatedAt       time.Time  `json:"created_at" yaml:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at" yaml:"updated_at"`
+	// DiskUsage is what the bot's state and workspace take on its host, as last measured.
+	DiskUsage int64     `json:"disk_usage,omitempty" yaml:"disk_usage,omitempty"`
+	Progress  string    `json:"progress,omitempty" yaml:"progress,omitempty"`
+	LastError string    `json:"last_error,omitempty" yaml:"last_error,omitempty"`
+	Purge     bool      `json:"purge,omitempty" yaml:"purge,omitempty"`
+	CreatedAt time.Time `json:"created_at" yaml:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" yaml:"updated_at"`
 }
 
 // Probe is one gateway probe's last answer.
@@ -161,8 +173,10 @@ type BotState struct {
 	HostPort    int        `json:"host_port,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	MemoryUsage int64      `json:"memory_usage,omitempty"`
-	Progress    string     `json:"progress,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
+	// DiskUsage is what the bot's state and workspace take, in bytes, as last measured.
+	DiskUsage int64  `json:"disk_usage,omitempty"`
+	Progress  string `json:"progress,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // BotEvent is something that happened to a bot's container (died, OOM-killed, health
@@ -181,12 +195,15 @@ const (
 	EventRemoved   = "removed"
 	// EventStatus is a change of status or health; Detail says from what to what.
 	EventStatus = "status"
+	// EventDiskLimit is a bot going over its disk limit (or its disk use becoming
+	// unmeasurable): its agent stops it. Detail says how much it takes.
+	EventDiskLimit = "disk-limit"
 )
 
 // KnownEvent reports whether action is one of the BotEvent actions above.
 func KnownEvent(action string) bool {
 	switch action {
-	case EventDied, EventOOMKilled, EventRemoved, EventStatus:
+	case EventDied, EventOOMKilled, EventRemoved, EventStatus, EventDiskLimit:
 		return true
 	}
 	return false

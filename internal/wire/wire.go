@@ -41,6 +41,9 @@ type HostFacts struct {
 	AgentVersion string `json:"agent_version" yaml:"agent_version"`
 	// Capacity is what the host offers to bots.
 	Capacity Capacity `json:"capacity" yaml:"capacity"`
+	// SharedBotUID is true when the agent runs every bot as its own user (bot-shared-uid):
+	// its bots are not isolated from one another.
+	SharedBotUID bool `json:"shared_bot_uid,omitempty" yaml:"shared_bot_uid,omitempty"`
 }
 
 // DockerUnavailable is HostFacts.DockerVersion when the Engine cannot be reached.

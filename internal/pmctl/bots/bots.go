@@ -36,6 +36,7 @@ create, stop, start, restart and delete return at once; watch the result with
 		NewCmdCreate(f, nil),
 		NewCmdList(f, nil),
 		NewCmdGet(f, nil),
+		NewCmdEdit(f, nil),
 		NewCmdStop(f, nil),
 		NewCmdStart(f, nil),
 		NewCmdRestart(f, nil),
@@ -125,6 +126,18 @@ func botView(b *wire.Bot, now time.Time, tty bool) output.Tabular {
 		mem += " (" + output.Bytes(uint64(b.MemoryUsage)) + " used)"
 	}
 	add("memory", mem)
+	disk := "-"
+	if r := b.Resources; r.DiskBytes > 0 {
+		disk = output.Bytes(uint64(r.DiskBytes))
+	}
+	if b.DiskUsage > 0 {
+		disk += " (" + output.Bytes(uint64(b.DiskUsage)) + " used"
+		if b.Resources.DiskBytes > 0 && b.DiskUsage > b.Resources.DiskBytes {
+			disk += ": over the limit"
+		}
+		disk += ")"
+	}
+	add("disk", disk)
 	if b.Resources.CPUs > 0 {
 		add("cpus", strconv.FormatFloat(b.Resources.CPUs, 'f', -1, 64))
 	}

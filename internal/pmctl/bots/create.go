@@ -39,6 +39,7 @@ type CreateOptions struct {
 	APIKeyFile        string
 	TelegramTokenFile string
 	Memory            int64
+	Disk              int64
 	CPUs              float64
 	PIDs              int64
 	Force             bool
@@ -47,7 +48,7 @@ type CreateOptions struct {
 // NewCmdCreate returns `bots create`.
 func NewCmdCreate(f *cmdutil.Factory, runF func(context.Context, *CreateOptions) error) *cobra.Command {
 	opts := &CreateOptions{IO: f.IOStreams, APIClient: f.APIClient, Now: f.Now}
-	var memory memoryFlag
+	var memory, disk sizeFlag
 	cmd := &cobra.Command{
 		Use:   "create --name <name> --model <provider/model> --api-key-file <file> [flags]",
 		Short: "Create a bot",
@@ -59,8 +60,10 @@ The model provider's API key and the Telegram bot token are read from files, "-"
 stdin, with trailing whitespace trimmed. They are sent to pmd only in this request and
 never shown again.
 
-Memory takes bytes or a binary unit: 2GiB, 1536MiB, 2G (= 2GiB, as in docker). Resources
-left unset get pmd's defaults; --force allows less memory than the gateway needs.`,
+Memory and disk take bytes or a binary unit: 2GiB, 1536MiB, 2G (= 2GiB, as in docker).
+Resources left unset get pmd's defaults; --force allows less memory than the gateway needs.
+The disk limit bounds what the bot's state and workspace take on its host: its agent
+stops the bot while it is over (change it later with "pmctl bots edit --disk").`,
 		Example: `  pmctl bots create --name alice --model anthropic/claude-sonnet-4-6 \
     --api-key-file ./anthropic.txt --telegram-token-file ./tg.txt
   pass show anthropic | pmctl bots create --name bob --host edge-1 \
@@ -81,7 +84,7 @@ left unset get pmd's defaults; --force allows less memory than the gateway needs
 			case opts.PIDs < 0:
 				return cmdutil.FlagErrorf("--pids must not be negative")
 			}
-			opts.Memory = int64(memory)
+			opts.Memory, opts.Disk = int64(memory), int64(disk)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -97,6 +100,7 @@ left unset get pmd's defaults; --force allows less memory than the gateway needs
 	fl.StringVar(&opts.Image, "image", "", "gateway image reference (default: pmd's)")
 	fl.StringVar(&opts.ToolsProfile, "tools-profile", "", "OpenClaw tools profile, e.g. messaging (default: pmd's)")
 	fl.Var(&memory, "memory", "memory limit, e.g. 2GiB (default: pmd's)")
+	fl.Var(&disk, "disk", "disk limit of the bot's state and workspace, e.g. 10GiB (default: pmd's bot-disk-limit)")
 	fl.Float64Var(&opts.CPUs, "cpus", 0, "CPU limit, e.g. 1.5 (default: pmd's)")
 	fl.Int64Var(&opts.PIDs, "pids", 0, "process limit (default: pmd's)")
 	fl.BoolVar(&opts.Force, "force", false, "allow less memory than the gateway's minimum")
@@ -131,7 +135,7 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 		ToolsProfile:  opts.ToolsProfile,
 		TelegramToken: telegram,
 		APIKey:        apiKey,
-		Resources:     wire.Resources{MemoryBytes: opts.Memory, CPUs: opts.CPUs, PIDs: opts.PIDs},
+		Resources:     wire.Resources{MemoryBytes: opts.Memory, CPUs: opts.CPUs, PIDs: opts.PIDs, DiskBytes: opts.Disk},
 		Force:         opts.Force,
 	})
 	if err != nil {

@@ -30,7 +30,8 @@ func NewCmdGet(f *cmdutil.Factory, runF func(context.Context, *GetOptions) error
 		Short: "Show one bot",
 		Long: `Show one bot: what was asked for (desired state, image, model, limits, spec version)
 and what its host last observed (status, health, progress, last error, container,
-restarts, memory use, observed version). The observed version catches up with the
+restarts, memory and disk use, observed version). Disk use is what the bot's state
+and workspace take on its host, against its disk limit. The observed version catches up with the
 spec version once the host has applied the latest change.`,
 		Example: `  pmctl bots get alice
   pmctl bots get alice -o json`,

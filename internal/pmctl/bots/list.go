@@ -79,6 +79,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 			}
 		}},
 		output.Column[wire.Bot]{Header: "MEM", Value: func(b wire.Bot) string { return orDash(tty, memUse(b)) }},
+		output.Column[wire.Bot]{Header: "DISK", Value: func(b wire.Bot) string { return orDash(tty, diskUse(b)) }},
 	)
 	return output.Print(opts.IO.Out, tty, opts.Format, bots, table)
 }
@@ -91,6 +92,22 @@ func memUse(b wire.Bot) string {
 	s := compactBytes(b.MemoryUsage)
 	if b.Resources.MemoryBytes > 0 {
 		s += "/" + compactBytes(b.Resources.MemoryBytes)
+	}
+	return s
+}
+
+// diskUse is "1.2GiB/10GiB", with "!" after it when over the limit, or "" before the host
+// measured it.
+func diskUse(b wire.Bot) string {
+	if b.DiskUsage <= 0 {
+		return ""
+	}
+	s := compactBytes(b.DiskUsage)
+	if b.Resources.DiskBytes > 0 {
+		s += "/" + compactBytes(b.Resources.DiskBytes)
+		if b.DiskUsage > b.Resources.DiskBytes {
+			s += "!"
+		}
 	}
 	return s
 }

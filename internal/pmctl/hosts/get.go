@@ -108,6 +108,9 @@ func hostView(h *wire.Host, now time.Time, tty bool) output.Tabular {
 			output.KV{Key: "docker", Value: docker},
 			output.KV{Key: "agent", Value: f.AgentVersion},
 		)
+		if f.SharedBotUID {
+			kv = append(kv, output.KV{Key: "bot uids", Value: "SHARED: every bot runs as the agent's own user (bot-shared-uid), so bots can read each other's files and secrets"})
+		}
 	}
 	if h.CertSerial != "" {
 		kv = append(kv, output.KV{Key: "cert serial", Value: h.CertSerial})

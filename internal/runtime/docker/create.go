@@ -22,13 +22,27 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/runtime"
 )
 
-// Paths inside the gateway container. The state dir holds openclaw.json, the gateway's
-// SQLite files and OAuth tokens; ContainerSpec.ConfigDir is mounted on it and
-// ContainerSpec.WorkspaceDir on the workspace beneath it.
+// Paths inside the gateway container. ContainerSpec.StateDir is mounted read-write on the
+// gateway's state dir (its SQLite files and OAuth tokens) and ContainerSpec.WorkspaceDir on the
+// workspace beneath it; ContainerSpec.ConfigDir, holding openclaw.json, is mounted read-only
+// on a directory of its own, so the gateway can read its config and never change it. The
+// root filesystem is read-only; /tmp is a tmpfs.
 const (
-	GatewayStateDir     = "/home/node/.openclaw"
-	GatewayConfigPath   = GatewayStateDir + "/openclaw.json"
+	GatewayHome         = "/home/node"
+	GatewayStateDir     = GatewayHome + "/.openclaw"
 	GatewayWorkspaceDir = GatewayStateDir + "/workspace"
+	GatewayConfigDir    = "/etc/openclaw"
+	GatewayConfigPath   = GatewayConfigDir + "/openclaw.json"
+	GatewayTmpDir       = "/tmp"
+)
+
+// Defaults for the bounds a ContainerSpec leaves zero. The tmpfs counts against the
+// container's memory; the log takes at most DefaultLogMaxFiles × DefaultLogMaxBytes of the
+// host's disk.
+const (
+	DefaultTmpBytes    = 64 << 20
+	DefaultLogMaxBytes = 10 << 20
+	DefaultLogMaxFiles = 3
 )
 
 // DefaultStopTimeout is the container's stop timeout when the spec gives none.
@@ -48,16 +62,21 @@ func defaultEnv() map[string]string {
 	return map[string]string{
 		"OPENCLAW_STATE_DIR":       GatewayStateDir,
 		"OPENCLAW_CONFIG_PATH":     GatewayConfigPath,
+		"OPENCLAW_CONFIG_READONLY": "1",
 		"OPENCLAW_WORKSPACE_DIR":   GatewayWorkspaceDir,
 		"OPENCLAW_NO_AUTO_UPDATE":  "1",
 		"OPENCLAW_DISABLE_BONJOUR": "1",
+		// A uid with no passwd entry in the image gets HOME=/ from the Engine.
+		"HOME":   GatewayHome,
+		"TMPDIR": GatewayTmpDir,
 	}
 }
 
 // Create creates (but does not start) the bot's container and, if it does not exist yet,
 // its bridge network, both named Name(spec.BotID). It is idempotent: a container of that
-// name with the same spec version is returned as it is; one with another version is
-// removed (forcibly) and created anew. A container of that name owned by another agent is
+// name with the same spec version and runtime.Layout is returned as it is; one with another
+// version is removed (forcibly) and created anew, and one of another layout is removed with
+// its network. A container of that name owned by another agent is
 // an error and is left alone. Create fails with runtime.ErrImageUnavailable when
 // spec.Image is not present (it never pulls: see EnsureImage). spec.Env reaches only the
 // container's environment, never its labels or an error message.
@@ -115,6 +134,12 @@ func (d *Docker) existing(ctx context.Context, spec runtime.ContainerSpec) (c ru
 	if owner := labels[runtime.LabelAgent]; owner != spec.Agent {
 		return runtime.Container{}, true, fmt.Errorf("create container for bot %s: container %s belongs to agent %q", spec.BotID, name, owner)
 	}
+	if labels[runtime.LabelLayout] != runtime.Layout {
+		if err := d.remove(ctx, spec.BotID); err != nil {
+			return runtime.Container{}, true, fmt.Errorf("create container for bot %s: remove layout %q: %w", spec.BotID, labels[runtime.LabelLayout], err)
+		}
+		return runtime.Container{}, false, nil
+	}
 	if labels[runtime.LabelSpec] == strconv.FormatInt(spec.SpecVersion, 10) {
 		return toContainer(res.Container), true, nil
 	}
@@ -136,8 +161,11 @@ func validateSpec(spec runtime.ContainerSpec) error {
 		return errors.New("no image")
 	case isRoot(spec.User):
 		return fmt.Errorf("user %q: the gateway must run as a non-root uid:gid", spec.User)
-	case spec.MemoryBytes < 0 || spec.NanoCPUs < 0 || spec.PIDs < 0 || spec.StopTimeout < 0:
+	case spec.MemoryBytes < 0 || spec.NanoCPUs < 0 || spec.PIDs < 0 || spec.StopTimeout < 0 ||
+		spec.TmpBytes < 0 || spec.LogMaxBytes < 0 || spec.LogMaxFiles < 0:
 		return errors.New("negative resource limit")
+	case spec.ConfigDir != "" && (spec.ConfigDir == spec.StateDir || spec.ConfigDir == spec.WorkspaceDir):
+		return errors.New("the config directory must be apart from the writable ones")
 	}
 	for k := range spec.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -180,19 +208,23 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 		Env:          envList,
 		ExposedPorts: network.PortSet{gatewayPort: {}},
 		Labels: map[string]string{
-			runtime.LabelBot:   spec.BotID,
-			runtime.LabelSpec:  strconv.FormatInt(spec.SpecVersion, 10),
-			runtime.LabelAgent: spec.Agent,
+			runtime.LabelBot:    spec.BotID,
+			runtime.LabelSpec:   strconv.FormatInt(spec.SpecVersion, 10),
+			runtime.LabelAgent:  spec.Agent,
+			runtime.LabelLayout: runtime.Layout,
 		},
 		StopTimeout: &stopSecs,
 	}
 
 	var mounts []mount.Mount
-	if spec.ConfigDir != "" {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: spec.ConfigDir, Target: GatewayStateDir})
+	if spec.StateDir != "" {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: spec.StateDir, Target: GatewayStateDir})
 	}
 	if spec.WorkspaceDir != "" {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: spec.WorkspaceDir, Target: GatewayWorkspaceDir})
+	}
+	if spec.ConfigDir != "" {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: spec.ConfigDir, Target: GatewayConfigDir, ReadOnly: true})
 	}
 
 	init := true
@@ -206,6 +238,17 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 		SecurityOpt:   []string{"no-new-privileges:true"},
 		Init:          &init,
 		Mounts:        mounts,
+		// Nothing but the mounts above and /tmp is writable: the image cannot be changed,
+		// and what a bot writes is where the agent measures it.
+		ReadonlyRootfs: true,
+		Tmpfs: map[string]string{
+			GatewayTmpDir: "rw,nosuid,nodev,mode=1777,size=" + strconv.FormatInt(orDefault(spec.TmpBytes, DefaultTmpBytes), 10),
+		},
+		// The Engine keeps a container's output on the host's disk: bound it.
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
+			"max-size": strconv.FormatInt(orDefault(spec.LogMaxBytes, DefaultLogMaxBytes), 10),
+			"max-file": strconv.FormatInt(orDefault(int64(spec.LogMaxFiles), DefaultLogMaxFiles), 10),
+		}},
 		Resources: container.Resources{
 			Memory:   spec.MemoryBytes,
 			NanoCPUs: spec.NanoCPUs,
@@ -216,6 +259,13 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 		hostCfg.PidsLimit = &pids
 	}
 	return cfg, hostCfg
+}
+
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // seconds rounds d up to whole seconds, the Engine's unit for timeouts.

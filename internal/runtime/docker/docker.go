@@ -3,7 +3,8 @@
 // Docker-typed leaves it.
 //
 // Each bot gets a container and a bridge network, both named Name(botID) and labelled with
-// runtime.LabelBot and runtime.LabelAgent; the container also carries runtime.LabelSpec.
+// runtime.LabelBot and runtime.LabelAgent; the container also carries runtime.LabelSpec and
+// runtime.LabelLayout.
 package docker
 
 import (

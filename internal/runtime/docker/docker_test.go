@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -106,7 +108,7 @@ func TestCreateStartInspect(t *testing.T) {
 	if r.Config.StopTimeout == nil || *r.Config.StopTimeout != 5 {
 		t.Errorf("stop timeout = %v", r.Config.StopTimeout)
 	}
-	wantLabels := map[string]string{runtime.LabelBot: spec.BotID, runtime.LabelSpec: "1", runtime.LabelAgent: agentID}
+	wantLabels := map[string]string{runtime.LabelBot: spec.BotID, runtime.LabelSpec: "1", runtime.LabelAgent: agentID, runtime.LabelLayout: runtime.Layout}
 	for k, v := range wantLabels {
 		if r.Config.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, r.Config.Labels[k], v)
@@ -123,7 +125,10 @@ func TestCreateStartInspect(t *testing.T) {
 	for _, want := range []string{
 		"OPENCLAW_STATE_DIR=" + docker.GatewayStateDir,
 		"OPENCLAW_CONFIG_PATH=" + docker.GatewayConfigPath,
+		"OPENCLAW_CONFIG_READONLY=1",
 		"OPENCLAW_WORKSPACE_DIR=" + docker.GatewayWorkspaceDir,
+		"HOME=" + docker.GatewayHome,
+		"TMPDIR=/tmp",
 		"OPENCLAW_NO_AUTO_UPDATE=1",
 		"OPENCLAW_DISABLE_BONJOUR=1",
 		"OPENCLAW_GATEWAY_TOKEN=" + spec.Env["OPENCLAW_GATEWAY_TOKEN"],
@@ -132,12 +137,30 @@ func TestCreateStartInspect(t *testing.T) {
 			t.Errorf("env lacks %s", want)
 		}
 	}
-	mounts := map[string]string{}
-	for _, m := range r.Mounts {
-		mounts[m.Destination] = m.Source
+	type mnt struct {
+		src string
+		rw  bool
 	}
-	if mounts[docker.GatewayStateDir] != spec.ConfigDir || mounts[docker.GatewayWorkspaceDir] != spec.WorkspaceDir {
-		t.Errorf("mounts = %v", mounts)
+	mounts := map[string]mnt{}
+	for _, m := range r.Mounts {
+		mounts[m.Destination] = mnt{m.Source, m.RW}
+	}
+	wantMounts := map[string]mnt{
+		docker.GatewayStateDir:     {spec.StateDir, true},
+		docker.GatewayWorkspaceDir: {spec.WorkspaceDir, true},
+		docker.GatewayConfigDir:    {spec.ConfigDir, false},
+	}
+	if !maps.Equal(mounts, wantMounts) {
+		t.Errorf("mounts = %v, want %v", mounts, wantMounts)
+	}
+	if !hc.ReadonlyRootfs {
+		t.Error("the root filesystem is writable")
+	}
+	if got := hc.Tmpfs["/tmp"]; got != "rw,nosuid,nodev,mode=1777,size=67108864" || len(hc.Tmpfs) != 1 {
+		t.Errorf("tmpfs = %v", hc.Tmpfs)
+	}
+	if lc := hc.LogConfig; lc.Type != "json-file" || lc.Config["max-size"] != "10485760" || lc.Config["max-file"] != "3" {
+		t.Errorf("log config = %+v, want json-file bounded to 3 × 10 MiB", lc)
 	}
 	name := docker.Name(spec.BotID)
 	if string(hc.NetworkMode) != name || len(r.NetworkSettings.Networks) != 1 || r.NetworkSettings.Networks[name] == nil {
@@ -256,6 +279,51 @@ func TestCreateDuplicateNetworks(t *testing.T) {
 	}
 }
 
+// A container made before layouts were labelled (one writable directory for config and
+// state, a writable root) is replaced, and its network with it, even at the same spec
+// version.
+func TestCreateReplacesAnOldLayout(t *testing.T) {
+	t.Parallel()
+	d, sdk := engine(t)
+	ctx := t.Context()
+	spec := newSpec(t, d, uniq("agent"))
+	name := docker.Name(spec.BotID)
+	labels := map[string]string{runtime.LabelBot: spec.BotID, runtime.LabelAgent: spec.Agent}
+	oldNet, err := sdk.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels[runtime.LabelSpec] = "1"
+	old, err := sdk.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     &container.Config{Image: testImage, User: "1000:1000", Labels: labels},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(name), Binds: []string{spec.StateDir + ":" + docker.GatewayStateDir}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Inspect(ctx, old.ID); err != nil || c.Layout != "" || c.SpecVersion != 1 {
+		t.Fatalf("old container = %+v, %v", c, err)
+	}
+	c, err := d.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == old.ID || c.Layout != runtime.Layout {
+		t.Errorf("Create = %+v, want a new container of layout %s", c, runtime.Layout)
+	}
+	if _, err := d.Inspect(ctx, old.ID); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("old container: %v, want it removed", err)
+	}
+	nets, err := sdk.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nets.Items) != 1 || nets.Items[0].ID == oldNet.ID {
+		t.Errorf("networks %+v, want one new network in place of %s", nets.Items, oldNet.ID)
+	}
+}
+
 func TestCreateRejects(t *testing.T) {
 	t.Parallel()
 	d, _ := engine(t)
@@ -270,6 +338,8 @@ func TestCreateRejects(t *testing.T) {
 		{"no user", func(s *runtime.ContainerSpec) { s.User = "" }, nil},
 		{"bad bot id", func(s *runtime.ContainerSpec) { s.BotID = "../x" }, nil},
 		{"no agent", func(s *runtime.ContainerSpec) { s.Agent = "" }, nil},
+		{"config dir writable as state", func(s *runtime.ContainerSpec) { s.ConfigDir = s.StateDir }, nil},
+		{"negative tmpfs", func(s *runtime.ContainerSpec) { s.TmpBytes = -1 }, nil},
 		{"missing image", func(s *runtime.ContainerSpec) { s.Image = "pocketmolt/does-not-exist:1" }, runtime.ErrImageUnavailable},
 	}
 	for _, tt := range tests {

@@ -23,8 +23,9 @@ import (
 
 var _ agent.Runtime = (*docker.Docker)(nil)
 
-// testImage is the stand-in gateway image the tests build FROM scratch.
-const testImage = "pocketmolt/runtime-test:dev"
+// testImage is the stand-in gateway image the tests build FROM scratch, tagged for this run
+// alone so that TestMain removes only its own.
+var testImage = "pocketmolt/runtime-test:" + uniq("run-")
 
 // image builds testImage once per test binary; TestMain removes it.
 var image struct {
@@ -117,7 +118,7 @@ func uniq(prefix string) string {
 func newSpec(t *testing.T, d *docker.Docker, agentID string) runtime.ContainerSpec {
 	t.Helper()
 	withImage(t, d)
-	cfg, ws := t.TempDir(), t.TempDir()
+	cfg, state, ws := t.TempDir(), t.TempDir(), t.TempDir()
 	spec := runtime.ContainerSpec{
 		BotID:       uniq("bot"),
 		Agent:       agentID,
@@ -128,6 +129,7 @@ func newSpec(t *testing.T, d *docker.Docker, agentID string) runtime.ContainerSp
 			"ANTHROPIC_API_KEY":      uniq("sk-ant-secret-"),
 		},
 		ConfigDir:    cfg,
+		StateDir:     state,
 		WorkspaceDir: ws,
 		MemoryBytes:  64 << 20,
 		NanoCPUs:     500_000_000,

@@ -57,7 +57,11 @@ func timeoutSecs(timeout time.Duration) *int {
 func (d *Docker) Remove(ctx context.Context, botID string) error {
 	unlock := d.bots.lock(botID)
 	defer unlock()
+	return d.remove(ctx, botID)
+}
 
+// remove is Remove with the bot's lock held.
+func (d *Docker) remove(ctx context.Context, botID string) error {
 	name := Name(botID)
 	_, err := d.c.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
@@ -114,6 +118,8 @@ func toContainer(r container.InspectResponse) runtime.Container {
 	if r.Config != nil {
 		c.BotID = r.Config.Labels[runtime.LabelBot]
 		c.SpecVersion, _ = strconv.ParseInt(r.Config.Labels[runtime.LabelSpec], 10, 64)
+		c.Layout = r.Config.Labels[runtime.LabelLayout]
+		c.User = r.Config.User
 		c.Image = r.Config.Image
 	}
 	if s := r.State; s != nil {
