@@ -47,7 +47,7 @@ type CreateOptions struct {
 // NewCmdCreate returns `bots create`.
 func NewCmdCreate(f *cmdutil.Factory, runF func(context.Context, *CreateOptions) error) *cobra.Command {
 	opts := &CreateOptions{IO: f.IOStreams, APIClient: f.APIClient, Now: f.Now}
-	var memory memoryFlag
+	var memory cmdutil.MemoryFlag
 	cmd := &cobra.Command{
 		Use:   "create --name <name> --model <provider/model> --api-key-file <file> [flags]",
 		Short: "Create a bot",

@@ -1,4 +1,4 @@
-package bots
+package cmdutil
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/output"
 )
 
-// memoryUnits are the suffixes parseMemory accepts, lower-cased. Every multiple is binary,
+// memoryUnits are the suffixes ParseMemory accepts, lower-cased. Every multiple is binary,
 // as in docker run --memory: "2G", "2GB" and "2GiB" all mean 2×1024³ bytes.
 var memoryUnits = map[string]float64{
 	"": 1, "b": 1,
@@ -20,10 +20,10 @@ var memoryUnits = map[string]float64{
 	"t": 1 << 40, "tb": 1 << 40, "ti": 1 << 40, "tib": 1 << 40,
 }
 
-// parseMemory reads a memory size: bytes ("2147483648") or a number and a binary unit
+// ParseMemory reads a memory size: bytes ("2147483648") or a number and a binary unit
 // ("2GiB", "1536MiB", "2G", "1.5 GiB"). It refuses zero, negative and fractional-byte sizes;
 // its errors do not repeat s, which the flag parser already quotes.
-func parseMemory(s string) (int64, error) {
+func ParseMemory(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	if i < 0 {
@@ -50,23 +50,23 @@ func parseMemory(s string) (int64, error) {
 	return int64(n), nil
 }
 
-// memoryFlag is a pflag.Value holding a size in bytes; zero means unset.
-type memoryFlag int64
+// MemoryFlag is a pflag.Value holding a size in bytes, read by ParseMemory; zero means unset.
+type MemoryFlag int64
 
-func (m *memoryFlag) String() string {
+func (m *MemoryFlag) String() string {
 	if *m == 0 {
 		return ""
 	}
 	return output.Bytes(uint64(*m))
 }
 
-func (m *memoryFlag) Set(s string) error {
-	n, err := parseMemory(s)
+func (m *MemoryFlag) Set(s string) error {
+	n, err := ParseMemory(s)
 	if err != nil {
 		return err
 	}
-	*m = memoryFlag(n)
+	*m = MemoryFlag(n)
 	return nil
 }
 
-func (m *memoryFlag) Type() string { return "size" }
+func (m *MemoryFlag) Type() string { return "size" }
