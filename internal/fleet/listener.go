@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
-	"math"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"

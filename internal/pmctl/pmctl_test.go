@@ -44,7 +44,7 @@ var fixtureHosts = []wire.Host{
 		Capacity:      wire.Capacity{Bots: 10, MemoryBytes: 20 << 30}, Bots: 3, MemoryAllocated: 6 << 30,
 		DeclaredCapacity: wire.Capacity{Bots: 10, MemoryBytes: 20 << 30},
 		CapacityLimit:    wire.Capacity{Bots: 12, MemoryBytes: 24 << 30}, CapacityLimitSource: wire.CapacityFromOperator,
-		EnrolledMemory:   8 << 30,
+		EnrolledMemory: 8 << 30,
 	},
 	{ID: "h_2", Name: "edge-2", Status: wire.HostPending, CreatedAt: now.Add(-time.Hour)},
 	{
