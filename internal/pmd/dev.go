@@ -43,7 +43,11 @@ and the pmctl config path; Ctrl-C stops it all.`,
 }
 
 // Dev initialises cfg.DataDir if needed, serves pmd, and runs a local agent until ctx ends.
+// It warns on out when the data dir is inside a git work tree.
 func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
+	if w := gitWarning(cfg.DataDir); w != "" {
+		fmt.Fprintln(out, "warning: "+w)
+	}
 	if ok, _ := Initialised(cfg.DataDir); !ok {
 		if err := Init(ctx, cfg, out); err != nil {
 			return err
