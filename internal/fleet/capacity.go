@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -92,7 +91,8 @@ func fillCapacity(w *wire.Host, h store.Host) {
 
 // noteCapacity logs, once each time it changes, whether pmd refuses the capacity the host
 // declares.
-func (f *Fleet) noteCapacity(h store.Host, log *slog.Logger) {
+func (f *Fleet) noteCapacity(h store.Host) {
+	log := f.log
 	c := HostCapacity(h)
 	f.mu.Lock()
 	last, seen := f.refused[h.ID]
@@ -111,13 +111,13 @@ func (f *Fleet) noteCapacity(h store.Host, log *slog.Logger) {
 }
 
 // checkCapacity reads the host and notes whether its declared capacity is refused.
-func (f *Fleet) checkCapacity(ctx context.Context, hostID string, log *slog.Logger) {
+func (f *Fleet) checkCapacity(ctx context.Context, hostID string) {
 	h, err := f.store.GetHost(ctx, hostID)
 	if err != nil {
-		log.Warn("check host capacity", "host_id", hostID, "error", err.Error())
+		f.log.Warn("check host capacity", "host_id", hostID, "error", err.Error())
 		return
 	}
-	f.noteCapacity(h, log)
+	f.noteCapacity(h)
 }
 
 // SetCapacity sets or clears an operator's capacity limit on a host. It is audited.
@@ -165,7 +165,7 @@ func (f *Fleet) SetCapacity(ctx context.Context, actor, ref string, u wire.HostU
 	if err != nil {
 		return wire.Host{}, fmt.Errorf("set host %s: %w", ref, err)
 	}
-	f.noteCapacity(h, f.log)
+	f.noteCapacity(h)
 	return f.Host(ctx, h.ID)
 }
 

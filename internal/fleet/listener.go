@@ -195,7 +195,7 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	c.capChecked, c.declared = true, hb.Facts.Capacity
 	c.mu.Unlock()
 	if declared && write {
-		f.checkCapacity(ctx, c.hostID, log)
+		f.checkCapacity(ctx, c.hostID)
 	}
 	if f.observer != nil {
 		if err := f.observer.Observe(ctx, c.hostID, hb.Bots, hb.Observed); err != nil {
