@@ -325,7 +325,9 @@ func TestCapacityOverDeclarationIsRefused(t *testing.T) {
 			h, err := p.admin().GetHost(t.Context(), "old")
 			return err == nil && h.EnrolledMemory == 8<<30
 		})
-		old.report(func(hb *wire.Heartbeat) { hb.Facts.MemoryBytes, hb.Facts.Capacity = 1<<50, wire.Capacity{Bots: 9999, MemoryBytes: 1 << 50} })
+		old.report(func(hb *wire.Heartbeat) {
+			hb.Facts.MemoryBytes, hb.Facts.Capacity = 1<<50, wire.Capacity{Bots: 9999, MemoryBytes: 1 << 50}
+		})
 		eventually(t, 10*time.Second, "old's new declaration", func() bool {
 			h, err := p.admin().GetHost(t.Context(), "old")
 			return err == nil && h.DeclaredCapacity.Bots == 9999
@@ -365,11 +367,11 @@ func TestReportsAboutOtherHostsBotsAreRefused(t *testing.T) {
 		path string
 		body any
 	}{
-		"events":         {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: b.ID, Action: wire.EventDied, Detail: "exit 137", Time: time.Now()}}, Bots: []wire.BotState{forged}}},
-		"event only":     {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: b.ID, Action: wire.EventDied}}}},
-		"state only":     {"/v1/events", wire.Events{Bots: []wire.BotState{forged}}},
-		"heartbeat":      {"/v1/heartbeat", wire.Heartbeat{Facts: *smallHost("intruder", 8<<30), Bots: []wire.BotState{forged}, Observed: true}},
-		"among its own":  {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: "b-0000000000000001", Action: wire.EventDied}, {BotID: b.ID, Action: wire.EventDied}}}},
+		"events":        {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: b.ID, Action: wire.EventDied, Detail: "exit 137", Time: time.Now()}}, Bots: []wire.BotState{forged}}},
+		"event only":    {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: b.ID, Action: wire.EventDied}}}},
+		"state only":    {"/v1/events", wire.Events{Bots: []wire.BotState{forged}}},
+		"heartbeat":     {"/v1/heartbeat", wire.Heartbeat{Facts: *smallHost("intruder", 8<<30), Bots: []wire.BotState{forged}, Observed: true}},
+		"among its own": {"/v1/events", wire.Events{Events: []wire.BotEvent{{BotID: "b-0000000000000001", Action: wire.EventDied}, {BotID: b.ID, Action: wire.EventDied}}}},
 	} {
 		before, warned := events(), countLogs(p.Logs.String(), "host reported other hosts' bots", intruderID)
 		code, e := intruder.post(t.Context(), req.path, req.body)
