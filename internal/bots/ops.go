@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/termsafe"
@@ -203,7 +204,11 @@ const maxAgentMessage = 4 << 10
 func agentError(e *wire.Error) *wire.Error {
 	msg := termsafe.Line(e.Message)
 	if len(msg) > maxAgentMessage {
-		msg = msg[:maxAgentMessage] + "…"
+		cut := maxAgentMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
 	}
 	code := e.Code
 	switch code {

@@ -44,6 +44,8 @@ func mustBeClean(t *testing.T, what, s string) {
 // and the gateway's chat replies. It counts the calls pmd makes.
 type hostileAPI struct {
 	logs, chats, restarts atomic.Int32
+	// restartErr, when set, is what the host answers a restart with.
+	restartErr atomic.Pointer[wire.Error]
 }
 
 func (h *hostileAPI) handler() http.Handler {
@@ -77,6 +79,10 @@ func (h *hostileAPI) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/bots/{id}/restart", func(w http.ResponseWriter, r *http.Request) {
 		h.restarts.Add(1)
+		if e := h.restartErr.Load(); e != nil {
+			wire.WriteError(w, e)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
@@ -222,6 +228,17 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 		if want := "gateway starting\r\nsplit ✓ \\x1b[2J\n\\x1b]0;pwned\\x07"; !strings.HasPrefix(r.out, want) {
 			t.Errorf("logs -f: %q, want it to start %q", r.out, want)
 		}
+	})
+
+	t.Run("an error the host answers with", func(t *testing.T) {
+		// A host may not pass for pmd refusing the operator (exit 4), nor write into the
+		// operator's terminal through an error message.
+		api.restartErr.Store(&wire.Error{Code: wire.CodeUnauthenticated, Message: "admin certificate revoked\n" + evil})
+		r := pmctlRun(t.Context(), cfg, true, nil, "bots", "restart", "alice")
+		if r.code != 1 || strings.Count(r.errOut, "\n") != 1 || !strings.Contains(r.errOut, `revoked\n\x1b]0;pwned\x07`) || !strings.HasSuffix(r.errOut, "(unavailable)\n") {
+			t.Errorf("restart refused by the host: %d %q", r.code, r.errOut)
+		}
+		mustBeClean(t, "the host's error", r.errOut)
 	})
 
 	t.Run("pmctl bots logs --raw leaves the bytes alone", func(t *testing.T) {
