@@ -37,12 +37,11 @@ type fakeAgent struct {
 	hb       wire.Heartbeat
 	lastCode int
 	beats    int // heartbeats pmd answered 200
-	desired  wire.DesiredBots
 }
 
 // enrollFake enrolls a host called name by hand, reporting facts (nil: none, as an older
-// agent), connects its tunnel, serves h on it (nil: only PUT /v1/bots), and heartbeats every
-// 100 ms until the test ends.
+// agent does), connects its tunnel, serves h on it (beside a PUT /v1/bots that takes any set),
+// and heartbeats every 100 ms until the test ends.
 func (p *testPMD) enrollFake(name string, facts *wire.HostFacts, h http.Handler) *fakeAgent {
 	t := p.t
 	t.Helper()
@@ -96,11 +95,7 @@ func (p *testPMD) enrollFake(name string, facts *wire.HostFacts, h http.Handler)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/bots", func(w http.ResponseWriter, r *http.Request) {
-		var set wire.DesiredBots
-		json.NewDecoder(r.Body).Decode(&set)
-		a.mu.Lock()
-		a.desired = set
-		a.mu.Unlock()
+		io.Copy(io.Discard, r.Body) // the desired set: a hostile host runs nothing
 		w.WriteHeader(http.StatusNoContent)
 	})
 	if h != nil {
@@ -194,17 +189,6 @@ func (a *fakeAgent) post(ctx context.Context, path string, v any) (int, wire.Err
 func (a *fakeAgent) events(ev wire.Events) (int, wire.Error) {
 	a.t.Helper()
 	return a.post(a.t.Context(), "/v1/events", ev)
-}
-
-// desiredIDs are the ids of the bots pmd last told the agent to run.
-func (a *fakeAgent) desiredIDs() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var ids []string
-	for _, b := range a.desired.Bots {
-		ids = append(ids, b.ID)
-	}
-	return ids
 }
 
 // pmctlConfig writes a pmctl config for pmd's admin API with the admin certificate init made.
