@@ -2,7 +2,9 @@ package fleet_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -244,5 +246,25 @@ func TestDecodeEvents(t *testing.T) {
 				t.Fatalf("code = %q (%v), want %q", got, err, tt.code)
 			}
 		})
+	}
+}
+
+// BenchmarkDecodeHeartbeat measures reading and checking a heartbeat from a host with 100 bots,
+// each with a probe and some text to escape.
+func BenchmarkDecodeHeartbeat(b *testing.B) {
+	hb := wire.Heartbeat{Facts: wire.HostFacts{Hostname: "edge-1", OS: "linux", Arch: "amd64", CPUs: 8, MemoryBytes: 32 << 30}}
+	for i := range 100 {
+		hb.Bots = append(hb.Bots, wire.BotState{
+			ID: fmt.Sprintf("b-%016x", i), ContainerID: strings.Repeat("ab", 32), Version: 3, Status: wire.BotRunning,
+			Health: wire.HealthHealthy, Restarts: 1, HostPort: 20000 + i, MemoryUsage: 800 << 20,
+			Probes: &wire.Probes{Startupz: wire.Probe{Status: 200, Body: `{"ok":true}`}, Healthz: wire.Probe{Status: 200, Body: "ok"}, Readyz: wire.Probe{Status: 200, Body: "ok \x1b[32m✓\x1b[0m"}},
+		})
+	}
+	body, _ := json.Marshal(hb)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := decodeHeartbeat(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -28,8 +27,19 @@ const (
 	maxBotIDLen     = 64
 )
 
-// containerIDRE is a container id as the Engine gives it: lower-case hex.
-var containerIDRE = regexp.MustCompile(`^[0-9a-f]{1,64}$`)
+// validContainerID reports whether id is a container id as the Engine gives it: 1 to 64
+// lower-case hex digits.
+func validContainerID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // validBotID reports whether id has the shape of a bot id pmd gives.
 func validBotID(id string) bool { return len(id) <= maxBotIDLen && wire.ValidName(id) }
@@ -66,7 +76,7 @@ func checkStates(what string, states []wire.BotState) error {
 			return wire.Errorf(wire.CodeInvalidArgument, "%s: bot id %q is not a bot id", what, termsafe.Line(st.ID))
 		case seen[st.ID]:
 			return bad("reported twice")
-		case st.ContainerID != "" && !containerIDRE.MatchString(st.ContainerID):
+		case st.ContainerID != "" && !validContainerID(st.ContainerID):
 			return bad("container id %q is not a container id", termsafe.Line(st.ContainerID))
 		case !wire.KnownBotStatus(st.Status):
 			return bad("status %q is not one pmd knows", termsafe.Line(st.Status))

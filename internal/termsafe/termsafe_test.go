@@ -2,6 +2,7 @@ package termsafe_test
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -198,4 +199,20 @@ func FuzzWriter(f *testing.F) {
 			t.Fatalf("Writer cut at %v: %q, String: %q", cuts, got, want)
 		}
 	})
+}
+
+// BenchmarkWriter measures escaping a log stream of ordinary lines with an escape sequence now
+// and then, in 32 KiB reads as pmctl gets them.
+func BenchmarkWriter(b *testing.B) {
+	line := "2026-12-01T12:00:00Z [gateway] request handled in 12ms ✓ status=200\n"
+	log := []byte(strings.Repeat(line, 400) + "\x1b[31mred\x1b[0m\n")
+	chunk := 32 << 10
+	w := termsafe.NewWriter(io.Discard)
+	b.SetBytes(int64(len(log)))
+	for b.Loop() {
+		for i := 0; i < len(log); i += chunk {
+			w.Write(log[i:min(i+chunk, len(log))])
+		}
+	}
+	w.Flush()
 }
