@@ -198,7 +198,7 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 			{"bots", "chat", "alice", "hello"}, {"bots", "chat", "alice", "hello", "-o", "json"},
 		} {
 			for _, tty := range []bool{true, false} {
-				r := pmctlRun(t.Context(), cfg, tty, nil, args...)
+				r := ctlRun(t.Context(), cfg, tty, nil, args...)
 				if r.code != 0 || !strings.Contains(r.out, "pwned") {
 					t.Errorf("%v (tty %v): code %d\n%s%s", args, tty, r.code, r.out, r.errOut)
 				}
@@ -207,7 +207,7 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 			}
 		}
 		// The list's table has no column for the text; its status comes from the host too.
-		if r := pmctlRun(t.Context(), cfg, true, nil, "bots", "list"); r.code != 0 || !strings.Contains(r.out, "alice  edge-1  failed") {
+		if r := ctlRun(t.Context(), cfg, true, nil, "bots", "list"); r.code != 0 || !strings.Contains(r.out, "alice  edge-1  failed") {
 			t.Errorf("bots list: %d\n%s%s", r.code, r.out, r.errOut)
 		}
 	})
@@ -217,7 +217,7 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 		defer cancel()
 		out := &syncBuf{}
 		done := make(chan ctlResult, 1)
-		go func() { done <- pmctlRun(ctx, cfg, true, out, "bots", "logs", "alice", "-f") }()
+		go func() { done <- ctlRun(ctx, cfg, true, out, "bots", "logs", "alice", "-f") }()
 		eventually(t, 10*time.Second, "the followed log", func() bool { return strings.Contains(out.String(), "end of tail") })
 		cancel()
 		r := <-done
@@ -234,7 +234,7 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 		// A host may not pass for pmd refusing the operator (exit 4), nor write into the
 		// operator's terminal through an error message.
 		api.restartErr.Store(&wire.Error{Code: wire.CodeUnauthenticated, Message: "admin certificate revoked\n" + evil})
-		r := pmctlRun(t.Context(), cfg, true, nil, "bots", "restart", "alice")
+		r := ctlRun(t.Context(), cfg, true, nil, "bots", "restart", "alice")
 		if r.code != 1 || strings.Count(r.errOut, "\n") != 1 || !strings.Contains(r.errOut, `revoked\n\x1b]0;pwned\x07`) || !strings.HasSuffix(r.errOut, "(unavailable)\n") {
 			t.Errorf("restart refused by the host: %d %q", r.code, r.errOut)
 		}
@@ -242,7 +242,7 @@ func TestHostileReportsAreEscaped(t *testing.T) {
 	})
 
 	t.Run("pmctl bots logs --raw leaves the bytes alone", func(t *testing.T) {
-		r := pmctlRun(t.Context(), cfg, false, nil, "bots", "logs", "alice", "--raw")
+		r := ctlRun(t.Context(), cfg, false, nil, "bots", "logs", "alice", "--raw")
 		if want := "gateway starting\r\nsplit ✓ \x1b[2J\n" + evil + "\nend of tail\n"; r.code != 0 || r.out != want {
 			t.Errorf("--raw: %d %q, want %q", r.code, r.out, want)
 		}
@@ -283,10 +283,10 @@ func TestCapacityOverDeclarationIsRefused(t *testing.T) {
 		}
 	}
 	cfg := p.pmctlConfig()
-	if r := pmctlRun(t.Context(), cfg, false, nil, "hosts", "list"); !strings.Contains(r.out, "a-liar\tonline\t0/4\t") || !strings.Contains(r.out, "\tcapacity refused\n") {
+	if r := ctlRun(t.Context(), cfg, false, nil, "hosts", "list"); !strings.Contains(r.out, "a-liar\tonline\t0/4\t") || !strings.Contains(r.out, "\tcapacity refused\n") {
 		t.Errorf("hosts list:\n%s%s", r.out, r.errOut)
 	}
-	if r := pmctlRun(t.Context(), cfg, true, nil, "hosts", "get", "a-liar"); !strings.Contains(r.out, "capacity refused:  declares 100000 bots, over the limit of 4; declares 1PiB of memory, over the limit of 4GiB") {
+	if r := ctlRun(t.Context(), cfg, true, nil, "hosts", "get", "a-liar"); !strings.Contains(r.out, "capacity refused:  declares 100000 bots, over the limit of 4; declares 1PiB of memory, over the limit of 4GiB") {
 		t.Errorf("hosts get:\n%s%s", r.out, r.errOut)
 	}
 	m := scrape(t, p)
@@ -303,7 +303,7 @@ func TestCapacityOverDeclarationIsRefused(t *testing.T) {
 	}
 
 	t.Run("an operator's limit", func(t *testing.T) {
-		r := pmctlRun(t.Context(), cfg, false, nil, "hosts", "set", "a-liar", "--capacity-memory", "2GiB", "--capacity-bots", "1")
+		r := ctlRun(t.Context(), cfg, false, nil, "hosts", "set", "a-liar", "--capacity-memory", "2GiB", "--capacity-bots", "1")
 		if r.code != 0 || !strings.Contains(r.errOut, "capacity limit 1 bots, 2GiB (set by an operator)") {
 			t.Fatalf("hosts set: %d\n%s", r.code, r.errOut)
 		}
@@ -315,7 +315,7 @@ func TestCapacityOverDeclarationIsRefused(t *testing.T) {
 		if err != nil || len(es) != 1 || es[0].Action != "host.set" || es[0].Actor != "admin:admin" || es[0].Target != "a-liar" {
 			t.Fatalf("audit: %+v (%v)", es, err)
 		}
-		if r := pmctlRun(t.Context(), cfg, false, nil, "hosts", "set", "a-liar", "--clear-capacity"); r.code != 0 {
+		if r := ctlRun(t.Context(), cfg, false, nil, "hosts", "set", "a-liar", "--clear-capacity"); r.code != 0 {
 			t.Fatalf("clear: %s", r.errOut)
 		}
 		if h, _ := p.admin().GetHost(t.Context(), "a-liar"); h.Capacity != (wire.Capacity{Bots: 4, MemoryBytes: 4 << 30}) || h.CapacityLimitSource != wire.CapacityFromEnrollment {
@@ -490,7 +490,7 @@ func TestCustomerDataReadsAreAudited(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		out := &syncBuf{}
 		done := make(chan ctlResult, 1)
-		go func() { done <- pmctlRun(ctx, cfg, false, out, c.args...) }()
+		go func() { done <- ctlRun(ctx, cfg, false, out, c.args...) }()
 		if c.args[len(c.args)-1] == "-f" {
 			eventually(t, 10*time.Second, "the followed log", func() bool { return strings.Contains(out.String(), "end of tail") })
 			cancel()
@@ -527,7 +527,7 @@ func TestCustomerDataReadsAreAudited(t *testing.T) {
 			{"bots", "chat", "alice", "hello"},
 		} {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			r := pmctlRun(ctx, cfg, false, nil, args...)
+			r := ctlRun(ctx, cfg, false, nil, args...)
 			cancel()
 			if r.code != 1 || r.out != "" || !strings.HasPrefix(r.errOut, "error: ") {
 				t.Errorf("%v with the audit log down: %d %q %q", args, r.code, r.out, r.errOut)
@@ -543,7 +543,7 @@ func TestCustomerDataReadsAreAudited(t *testing.T) {
 		if after := lastAudit(); after.ID != before.ID {
 			t.Errorf("an audit entry appeared: %+v", after)
 		}
-		if r := pmctlRun(t.Context(), cfg, false, nil, "bots", "restart", "alice"); r.code != 0 || api.restarts.Load() != restarts+1 {
+		if r := ctlRun(t.Context(), cfg, false, nil, "bots", "restart", "alice"); r.code != 0 || api.restarts.Load() != restarts+1 {
 			t.Errorf("restart once the audit log is back: %d %s", r.code, r.errOut)
 		}
 	})

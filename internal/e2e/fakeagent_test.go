@@ -212,9 +212,9 @@ type ctlResult struct {
 	out, errOut string
 }
 
-// pmctlRun runs pmctl with args against config, with stdout and stderr not terminals unless
+// ctlRun runs pmctl with args against config, with stdout and stderr not terminals unless
 // tty (then both are, and stdin too).
-func pmctlRun(ctx context.Context, config string, tty bool, out io.Writer, args ...string) ctlResult {
+func ctlRun(ctx context.Context, config string, tty bool, out io.Writer, args ...string) ctlResult {
 	ios, _, stdout, stderr := iostreams.Test()
 	ios.IsTerminal, ios.CanPrompt = tty, tty
 	if out != nil {
