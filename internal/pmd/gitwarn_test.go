@@ -83,6 +83,9 @@ func TestGitignoreCoversSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Lstat(filepath.Join(top, ".git")); err != nil {
+		t.Skipf("%s is not a git work tree (an export of the source)", top)
+	}
 	paths := []string{
 		"pm/" + MasterKeyFile, "pm/" + CtlConfigFile, "pm/" + DatabaseFile, "pm/agent/key.pem",
 		"agent1/key.pem", "bin/pmd", "dist/pmagent_linux_amd64/pmagent",
