@@ -39,6 +39,7 @@ func (a *API) Handler() http.Handler {
 	route := func(pattern string, h httpapi.HandlerFunc) { mux.Handle(pattern, a.authed(h)) }
 	route("GET /v1/hosts", a.listHosts)
 	route("GET /v1/hosts/{ref}", a.getHost)
+	route("PATCH /v1/hosts/{ref}", a.setHost)
 	route("POST /v1/hosts/tokens", a.createToken)
 	route("POST /v1/hosts/{ref}/revoke", a.revokeHost)
 	route("DELETE /v1/hosts/{ref}", a.removeHost)
@@ -119,6 +120,15 @@ func (a *API) writeHost(w http.ResponseWriter, r *http.Request, status int, h wi
 
 func (a *API) getHost(w http.ResponseWriter, r *http.Request) error {
 	h, err := a.Fleet.Host(r.Context(), r.PathValue("ref"))
+	return a.writeHost(w, r, http.StatusOK, h, err)
+}
+
+func (a *API) setHost(w http.ResponseWriter, r *http.Request) error {
+	var u wire.HostUpdate
+	if err := httpapi.DecodeStrict(w, r, 16<<10, &u); err != nil {
+		return err
+	}
+	h, err := a.Fleet.SetCapacity(r.Context(), actor(r), r.PathValue("ref"), u)
 	return a.writeHost(w, r, http.StatusOK, h, err)
 }
 

@@ -84,7 +84,7 @@ func (a *API) botLogs(w http.ResponseWriter, r *http.Request) error {
 	// Headers go out with the first bytes of the log, so errors before them still get a
 	// proper status.
 	lw := &lazyWriter{w: w}
-	err = a.Bots.Logs(r.Context(), r.PathValue("ref"), follow, tail, lw)
+	err = a.Bots.Logs(r.Context(), actor(r), r.PathValue("ref"), follow, tail, lw)
 	if err != nil && !lw.started {
 		return err
 	}
@@ -137,7 +137,7 @@ func (a *API) chat(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeStrict(w, r, 128<<10, &req); err != nil {
 		return err
 	}
-	resp, err := a.Bots.Chat(r.Context(), r.PathValue("ref"), req)
+	resp, err := a.Bots.Chat(r.Context(), actor(r), r.PathValue("ref"), req)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/hostfacts"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/token"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -36,8 +37,9 @@ type EnrollOptions struct {
 }
 
 // Enroll joins this host to pmd with a one-time token: it makes a key here, pins pmd's root CA
-// by the fingerprint the token carries, sends only a CSR, and writes the identity, the pinned
-// root and the issued certificate into the state dir.
+// by the fingerprint the token carries, sends only a CSR and the host's facts (pmd records its
+// memory), and writes the identity, the pinned root and the issued certificate into the state
+// dir.
 func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 	tok, err := token.Parse(o.Token)
 	if err != nil {
@@ -89,7 +91,9 @@ func Enroll(ctx context.Context, o EnrollOptions) (*State, error) {
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: tr}
-	body, _ := json.Marshal(wire.EnrollRequest{Token: tok.Encode(), CSR: string(csrPEM)})
+	// pmd bounds the capacity this host may declare later by the memory it reports now.
+	facts := hostfacts.Collector{DiskPath: o.StateDir}.Collect(ctx)
+	body, _ := json.Marshal(wire.EnrollRequest{Token: tok.Encode(), CSR: string(csrPEM), Facts: &facts})
 	var er wire.EnrollResponse
 	for {
 		err := postEnroll(ctx, hc, o.Server, body, &er)

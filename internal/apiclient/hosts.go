@@ -17,6 +17,11 @@ func (c *Client) GetHost(ctx context.Context, ref string) (*wire.Host, error) {
 	return call[wire.Host](ctx, c, http.MethodGet, "/v1/hosts/"+seg(ref), nil)
 }
 
+// SetHost sets or clears an operator's capacity limit on the host and returns it.
+func (c *Client) SetHost(ctx context.Context, ref string, u wire.HostUpdate) (*wire.Host, error) {
+	return call[wire.Host](ctx, c, http.MethodPatch, "/v1/hosts/"+seg(ref), u)
+}
+
 // CreateHostToken creates a host record and a one-time enrollment token for it.
 func (c *Client) CreateHostToken(ctx context.Context, req wire.TokenRequest) (*wire.TokenResponse, error) {
 	return call[wire.TokenResponse](ctx, c, http.MethodPost, "/v1/hosts/tokens", req)

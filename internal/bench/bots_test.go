@@ -468,7 +468,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 	defer kept.CloseIdleConnections()
 	direct := func(hc *http.Client) error { return chatDirect(ctx, hc, url, token, "ping") }
 	service := func() error {
-		_, err := r.pm.d.Bots.Chat(ctx, b.ID, wire.ChatRequest{Message: "ping"})
+		_, err := r.pm.d.Bots.Chat(ctx, "bench", b.ID, wire.ChatRequest{Message: "ping"})
 		return err
 	}
 	api := func() error {

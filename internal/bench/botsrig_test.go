@@ -417,6 +417,10 @@ func (o *observer) Observe(ctx context.Context, hostID string, states []wire.Bot
 	return nil
 }
 
+func (o *observer) Owners(ctx context.Context, hostID string, ids []string) ([]string, []string, error) {
+	return o.inner.Owners(ctx, hostID, ids)
+}
+
 // reset forgets what was reported so far.
 func (o *observer) reset() {
 	o.mu.Lock()

@@ -3,6 +3,9 @@ package bots
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 func TestValidImage(t *testing.T) {
@@ -56,6 +59,29 @@ func TestValidDisk(t *testing.T) {
 	for n, ok := range map[int64]bool{MinDisk: true, MinDisk - 1: false, 0: false, -1: false, DefaultDiskLimit: true, MaxDisk: true, MaxDisk + 1: false} {
 		if err := ValidDisk(n); (err == nil) != ok {
 			t.Errorf("ValidDisk(%d) = %v", n, err)
+		}
+	}
+}
+func TestAgentError(t *testing.T) {
+	long := strings.Repeat("✓", maxAgentMessage)
+	for _, tc := range []struct {
+		in       wire.Error
+		code     string
+		contains string
+	}{
+		{wire.Error{Code: wire.CodeNotFound, Message: "bot b-1 has no container on this host"}, wire.CodeNotFound, "no container"},
+		{wire.Error{Code: wire.CodeUnauthenticated, Message: "your admin certificate expired"}, wire.CodeUnavailable, "expired"},
+		{wire.Error{Code: wire.CodePermissionDenied, Message: "x"}, wire.CodeUnavailable, "x"},
+		{wire.Error{Code: "made-up", Message: "x"}, wire.CodeUnavailable, "x"},
+		{wire.Error{Code: wire.CodeInternal, Message: "\x1b]0;pwned\x07\nsecond line\u202e"}, wire.CodeUnavailable, `\x1b]0;pwned\x07\nsecond line\u202e`},
+		{wire.Error{Code: wire.CodeConflict, Message: long}, wire.CodeConflict, "…"},
+	} {
+		got := agentError(&tc.in)
+		if got.Code != tc.code || got.Status != wire.HTTPStatus(tc.code) || !strings.Contains(got.Message, tc.contains) {
+			t.Errorf("agentError(%+v) = %+v, want code %s with %q", tc.in, got, tc.code, tc.contains)
+		}
+		if !utf8.ValidString(got.Message) || len(got.Message) > maxAgentMessage+len("…") || strings.ContainsAny(got.Message, "\x1b\n\u202e") {
+			t.Errorf("agentError(%.20q) message %.40q…", tc.in.Message, got.Message)
 		}
 	}
 }

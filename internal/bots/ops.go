@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -184,12 +187,47 @@ func call(ctx context.Context, hc *http.Client, method, path string, in, out any
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return wire.DecodeError(resp)
+		return agentError(wire.DecodeError(resp))
 	}
 	if out == nil {
 		return nil
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(out)
+}
+
+// maxAgentMessage bounds an error message from a host that pmd passes on.
+const maxAgentMessage = 4 << 10
+
+// agentError is an error a host answered with, as pmd passes it on: its message escaped for
+// terminals and bounded, since the host (and the bot behind it) wrote it, and its code one
+// that says what went wrong with the host's work. A host cannot make pmd answer an operator
+// with an authentication or permission code, which pmctl would read as its own.
+func agentError(e *wire.Error) *wire.Error {
+	msg := termsafe.Line(e.Message)
+	if len(msg) > maxAgentMessage {
+		cut := maxAgentMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	code := e.Code
+	switch code {
+	case wire.CodeNotFound, wire.CodeConflict, wire.CodeInvalidArgument, wire.CodeUnavailable:
+	default:
+		code = wire.CodeUnavailable
+	}
+	return &wire.Error{Code: code, Message: msg, Status: wire.HTTPStatus(code)}
+}
+
+// audit records an operator's action or read on a bot before it happens: an audit entry that
+// cannot be written stops it, so nothing is done or read unrecorded.
+func (s *Service) audit(ctx context.Context, actor, action string, b store.Bot, detail string) error {
+	_, err := s.store.AppendAudit(ctx, store.AuditEntry{Time: s.cfg.Now().UTC(), Actor: actor, Action: action, Target: b.Name, Detail: detail})
+	if err != nil {
+		return fmt.Errorf("%s bot %s: write the audit log: %w", strings.TrimPrefix(action, "bot."), b.Name, err)
+	}
+	return nil
 }
 
 func unwrap(err error) error {
@@ -209,35 +247,48 @@ func (s *Service) Restart(ctx context.Context, actor, ref string) (wire.Bot, err
 	if b.Desired != store.DesiredRunning {
 		return wire.Bot{}, wire.Errorf(wire.CodeConflict, "bot %s is stopped; start it instead", b.Name)
 	}
+	if err := s.audit(ctx, actor, "bot.restart", b, b.ID); err != nil {
+		return wire.Bot{}, err
+	}
 	if err := call(ctx, hc, http.MethodPost, "/v1/bots/"+b.ID+"/restart", nil, nil); err != nil {
 		return wire.Bot{}, fmt.Errorf("restart bot %s: %w", b.Name, err)
 	}
-	_, _ = s.store.AppendAudit(ctx, store.AuditEntry{Time: s.cfg.Now().UTC(), Actor: actor, Action: "bot.restart", Target: b.Name, Detail: b.ID})
 	return s.Get(ctx, b.ID)
 }
 
-// Health asks the bot's host to probe its gateway now.
+// Health asks the bot's host to probe its gateway now. The probes' bodies and errors come
+// from the bot and its host, so they are escaped for terminals.
 func (s *Service) Health(ctx context.Context, ref string) (wire.Probes, error) {
 	var p wire.Probes
 	b, hc, err := s.agent(ctx, ref)
 	if err != nil {
 		return p, err
 	}
-	err = call(ctx, hc, http.MethodGet, "/v1/bots/"+b.ID+"/health", nil, &p)
-	return p, err
+	if err := call(ctx, hc, http.MethodGet, "/v1/bots/"+b.ID+"/health", nil, &p); err != nil {
+		return wire.Probes{}, err
+	}
+	for _, pr := range []*wire.Probe{&p.Startupz, &p.Healthz, &p.Readyz} {
+		pr.Body, pr.Error = termsafe.String(pr.Body), termsafe.String(pr.Error)
+	}
+	return p, nil
 }
 
 // MaxLogTail bounds how many past log lines one request may ask for.
 const MaxLogTail = 10000
 
 // Logs streams a bot's container logs from its host into w, following if asked, until the
-// stream ends or ctx does.
-func (s *Service) Logs(ctx context.Context, ref string, follow bool, tail int, w io.Writer) error {
+// stream ends or ctx does. The log is the customer's data: the read is audited for actor
+// before it starts. It is passed on as the container wrote it; clients escape it for
+// terminals (pmctl does, unless asked for it raw).
+func (s *Service) Logs(ctx context.Context, actor, ref string, follow bool, tail int, w io.Writer) error {
 	if tail < 0 || tail > MaxLogTail {
 		return wire.Errorf(wire.CodeInvalidArgument, "tail %d: use 0 to %d", tail, MaxLogTail)
 	}
 	b, hc, err := s.agent(ctx, ref)
 	if err != nil {
+		return err
+	}
+	if err := s.audit(ctx, actor, "bot.logs", b, fmt.Sprintf("%s, tail %d, follow %t", b.ID, tail, follow)); err != nil {
 		return err
 	}
 	q := url.Values{"follow": {strconv.FormatBool(follow)}, "tail": {strconv.Itoa(tail)}}
@@ -251,7 +302,7 @@ func (s *Service) Logs(ctx context.Context, ref string, follow bool, tail int, w
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return wire.DecodeError(resp)
+		return agentError(wire.DecodeError(resp))
 	}
 	return copyFlushing(ctx, w, resp.Body)
 }
@@ -306,8 +357,11 @@ func (s *Service) Gateway(ctx context.Context, ref, method, path string, header 
 	return resp, nil
 }
 
-// Chat makes one chat-completions round trip with the bot's gateway.
-func (s *Service) Chat(ctx context.Context, ref string, req wire.ChatRequest) (wire.ChatResponse, error) {
+// Chat makes one chat-completions round trip with the bot's gateway. The conversation is the
+// customer's data: it is audited for actor (who, which bot and session, never what was said)
+// before the message is sent. The reply is passed on as the model wrote it; errors from the
+// gateway or the host are escaped for terminals.
+func (s *Service) Chat(ctx context.Context, actor, ref string, req wire.ChatRequest) (wire.ChatResponse, error) {
 	var out wire.ChatResponse
 	if req.Message == "" {
 		return out, wire.Errorf(wire.CodeInvalidArgument, "message is empty")
@@ -319,6 +373,14 @@ func (s *Service) Chat(ctx context.Context, ref string, req wire.ChatRequest) (w
 	if session == "" {
 		session = "pmctl"
 	}
+	b, _, err := s.agent(ctx, ref)
+	if err != nil {
+		return out, err
+	}
+	if err := s.audit(ctx, actor, "bot.chat", b, fmt.Sprintf("%s, session %s, %d bytes", b.ID, termsafe.Line(session), len(req.Message))); err != nil {
+		return out, err
+	}
+	ref = b.ID
 	body, _ := json.Marshal(map[string]any{
 		"model":    "openclaw",
 		"messages": []map[string]string{{"role": "user", "content": req.Message}},
@@ -338,13 +400,13 @@ func (s *Service) Chat(ctx context.Context, ref string, req wire.ChatRequest) (w
 	if resp.StatusCode != http.StatusOK {
 		var we wire.Error
 		if json.Unmarshal(raw, &we) == nil && we.Code != "" {
-			return out, &we
+			return out, agentError(&we)
 		}
 		var ge struct {
 			Error struct{ Message, Type string } `json:"error"`
 		}
 		_ = json.Unmarshal(raw, &ge)
-		return out, wire.Errorf(wire.CodeUnavailable, "gateway answered %d: %s", resp.StatusCode, ge.Error.Message)
+		return out, agentError(wire.Errorf(wire.CodeUnavailable, "gateway answered %d: %s", resp.StatusCode, ge.Error.Message))
 	}
 	var cc struct {
 		Model   string `json:"model"`

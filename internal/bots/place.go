@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -35,14 +36,10 @@ func usages(ctx context.Context, st *store.Store) (map[string]usage, error) {
 	return out, nil
 }
 
-// capacityOf is the capacity a host declared in its last heartbeat.
-func capacityOf(h store.Host) wire.Capacity {
-	var f wire.HostFacts
-	if len(h.Facts) > 0 {
-		_ = json.Unmarshal(h.Facts, &f)
-	}
-	return f.Capacity
-}
+// capacityOf is what placement may use of a host: the capacity it declared in its last
+// heartbeat, held to what pmd knows of it (fleet.HostCapacity). A host cannot draw bots to
+// itself by declaring more than it has.
+func capacityOf(h store.Host) wire.Capacity { return fleet.HostCapacity(h).Usable }
 
 // fits says why a bot of mem bytes cannot go on h, or "" if it can.
 func (s *Service) fits(h store.Host, u usage, mem int64) string {
@@ -52,8 +49,11 @@ func (s *Service) fits(h store.Host, u usage, mem int64) string {
 	case st != wire.HostOnline:
 		return "is " + st
 	}
-	c := capacityOf(h)
+	hc := fleet.HostCapacity(h)
+	c := hc.Usable
 	switch {
+	case (c.Bots == 0 || c.MemoryBytes == 0) && hc.Refused != "":
+		return "has no usable capacity: " + hc.Refused
 	case c.Bots == 0 && c.MemoryBytes == 0:
 		return "declares no capacity"
 	case u.bots+1 > c.Bots:
@@ -109,7 +109,7 @@ func (s *Service) place(ctx context.Context, tx *store.Store, ref string, mem in
 	return best, nil
 }
 
-// FillUsage adds each host's bot count and allocated memory to hosts, and its capacity.
+// FillUsage adds each host's bot count and allocated memory to hosts.
 func (s *Service) FillUsage(ctx context.Context, hosts []wire.Host) error {
 	us, err := usages(ctx, s.store)
 	if err != nil {
@@ -118,9 +118,6 @@ func (s *Service) FillUsage(ctx context.Context, hosts []wire.Host) error {
 	for i := range hosts {
 		u := us[hosts[i].ID]
 		hosts[i].Bots, hosts[i].MemoryAllocated = u.bots, u.memory
-		if hosts[i].Facts != nil {
-			hosts[i].Capacity = hosts[i].Facts.Capacity
-		}
 	}
 	return nil
 }

@@ -65,6 +65,9 @@ type Observer interface {
 	// Observe records bot states a host reported; complete means the host listed every bot
 	// it runs.
 	Observe(ctx context.Context, hostID string, states []wire.BotState, complete bool) error
+	// Owners sorts the bot ids a host reported: foreign are other hosts' bots, unknown are
+	// ids of no bot; the rest are the host's own.
+	Owners(ctx context.Context, hostID string, ids []string) (foreign, unknown []string, err error)
 }
 
 // Fleet tracks hosts and their sessions. It is safe for concurrent use.
@@ -85,6 +88,9 @@ type Fleet struct {
 	limits         limiters
 	revokedServers []string          // guarded by mu
 	retired        map[string]string // host id → serial its older certificates were retired for; guarded by mu
+	// refused is, per host id, why its declared capacity was last found refused ("" when
+	// accepted), so a change is logged once.
+	refused map[string]string
 }
 
 // SetObserver sets who hears about connections and bot reports; call it before Serve.
@@ -102,6 +108,11 @@ type conn struct {
 	lastBeat  time.Time
 	facts     []byte    // as last written to the store
 	persisted time.Time // when last_seen_at was last written
+	// owned is the sorted bot ids of the last report whose bots were checked as the host's.
+	owned string
+	// declared is the capacity of the last heartbeat; capChecked is set once it was checked.
+	declared   wire.Capacity
+	capChecked bool
 }
 
 // persistEvery is how stale a connected host's stored last_seen_at may get; its liveness is
@@ -131,7 +142,7 @@ func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
 	if cfg.EnrollRatePerAddress <= 0 {
 		cfg.EnrollRatePerAddress = DefaultEnrollRatePerAddress
 	}
-	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}}
+	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}, refused: map[string]string{}}
 }
 
 // HeartbeatInterval is the interval agents are told to use.

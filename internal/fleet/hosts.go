@@ -144,6 +144,7 @@ func (f *Fleet) toWire(h store.Host) wire.Host {
 		}
 	}
 	w.CertExpiresAt = h.CertExpiresAt
+	fillCapacity(&w, h)
 	return w
 }
 

@@ -9,16 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/mtls"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/token"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -140,24 +140,10 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		return f.heartbeat(r.Context(), w, c, hb)
+		return f.heartbeat(r.Context(), w, c, hb, log)
 	}))
 	mux.Handle("POST /v1/events", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		var ev wire.Events
-		if err := httpapi.Decode(w, r, wire.MaxHeartbeatBytes, &ev); err != nil {
-			return err
-		}
-		for _, e := range ev.Events {
-			log.Info("bot event", "bot_id", e.BotID, "action", e.Action, "detail", e.Detail)
-			f.cfg.Metrics.BotEvent(e.Action)
-		}
-		if f.observer != nil {
-			if err := f.observer.Observe(r.Context(), c.hostID, ev.Bots, false); err != nil {
-				return fmt.Errorf("record bot states: %w", err)
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return f.events(w, r, c, log)
 	}))
 	mux.Handle("POST /v1/renew", httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var rr wire.RenewRequest
@@ -171,16 +157,24 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 }
 
 // DecodeHeartbeat reads and checks a heartbeat body: at most wire.MaxHeartbeatBytes of JSON
-// whose facts are within bounds. Every failure is a *wire.Error.
+// whose facts and bot states are within bounds, their free text escaped for terminals (see
+// checkStates). Every failure is a *wire.Error.
 func DecodeHeartbeat(w http.ResponseWriter, r *http.Request) (wire.Heartbeat, error) {
 	var hb wire.Heartbeat
 	if err := httpapi.Decode(w, r, wire.MaxHeartbeatBytes, &hb); err != nil {
 		return hb, err
 	}
-	return hb, validHeartbeat(hb)
+	return hb, validHeartbeat(&hb)
 }
 
-func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, hb wire.Heartbeat) error {
+func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, hb wire.Heartbeat, log *slog.Logger) error {
+	ids := make([]string, len(hb.Bots))
+	for i, st := range hb.Bots {
+		ids[i] = st.ID
+	}
+	if _, err := f.owned(ctx, c, ids, true, log); err != nil {
+		return err // nothing of a report about another host's bots is recorded
+	}
 	facts, _ := json.Marshal(hb.Facts)
 	now := f.cfg.Now()
 	// Liveness lives in memory; the database gets the facts when they change and last_seen
@@ -189,7 +183,7 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	write := !bytes.Equal(facts, c.facts) || now.Sub(c.persisted) >= persistEvery
 	c.mu.Unlock()
 	if write {
-		if err := f.store.RecordHeartbeat(ctx, c.hostID, now.UTC(), facts); err != nil {
+		if err := f.store.RecordHeartbeat(ctx, c.hostID, now.UTC(), facts, memory(hb.Facts.MemoryBytes)); err != nil {
 			return fmt.Errorf("record heartbeat: %w", err)
 		}
 	}
@@ -198,7 +192,12 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	if write {
 		c.facts, c.persisted = facts, now
 	}
+	declared := !c.capChecked || c.declared != hb.Facts.Capacity
+	c.capChecked, c.declared = true, hb.Facts.Capacity
 	c.mu.Unlock()
+	if declared && write {
+		f.checkCapacity(ctx, c.hostID)
+	}
 	if f.observer != nil {
 		if err := f.observer.Observe(ctx, c.hostID, hb.Bots, hb.Observed); err != nil {
 			return fmt.Errorf("record bot states: %w", err)
@@ -209,9 +208,10 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 }
 
 // validHeartbeat bounds what a host may claim about itself, since it lands in the database and
-// in operators' terminals.
-func validHeartbeat(hb wire.Heartbeat) error {
-	f := hb.Facts
+// in operators' terminals: short facts must be plain text, free text is escaped, and the bot
+// states must pass checkStates. It changes hb in place.
+func validHeartbeat(hb *wire.Heartbeat) error {
+	f := &hb.Facts
 	for name, v := range map[string]string{
 		"hostname": f.Hostname, "os": f.OS, "arch": f.Arch, "kernel": f.Kernel,
 		"docker_version": f.DockerVersion, "agent_version": f.AgentVersion,
@@ -219,20 +219,29 @@ func validHeartbeat(hb wire.Heartbeat) error {
 		if len(v) > 256 {
 			return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: %s is longer than 256 bytes", name)
 		}
-		if strings.ContainsFunc(v, unicode.IsControl) {
+		if !termsafe.IsPlain(v) {
 			return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: %s holds control characters", name)
 		}
-	}
-	if len(hb.Bots) > 10000 {
-		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: more than 10000 bots")
 	}
 	if len(f.DockerError) > 1024 {
 		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: docker_error is longer than 1024 bytes")
 	}
+	f.DockerError = termsafe.String(f.DockerError)
 	if f.CPUs < 0 {
 		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: cpus is negative")
 	}
-	return nil
+	if f.Capacity.Bots < 0 || f.Capacity.MemoryBytes < 0 {
+		return wire.Errorf(wire.CodeInvalidArgument, "heartbeat: capacity is negative")
+	}
+	return checkStates("heartbeat", hb.Bots)
+}
+
+// memory is a host's reported memory as the store keeps it; 0 (unknown) when out of range.
+func memory(n uint64) int64 {
+	if n > math.MaxInt64 {
+		return 0
+	}
+	return int64(n)
 }
 
 // renew signs a fresh certificate for the session's host, at most renewBurst at once and
@@ -319,6 +328,12 @@ func (f *Fleet) enroll(w http.ResponseWriter, r *http.Request) error {
 	err = f.store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.Enroll(ctx, tok.ID, now, rec); err != nil {
 			return err
+		}
+		// What bounds the capacity the host may declare (an older agent sends no facts).
+		if req.Facts != nil {
+			if err := tx.SetHostMemory(ctx, h.ID, memory(req.Facts.MemoryBytes)); err != nil {
+				return err
+			}
 		}
 		return audit(ctx, tx, now, "host:"+h.ID, "host.enroll", h.Name, "certificate "+rec.Serial)
 	})

@@ -92,7 +92,7 @@ func TestStateCollector(t *testing.T) {
 	hosts := []wire.Host{
 		{Name: "edge-1", Status: wire.HostOnline, Connected: true, Bots: 2, MemoryAllocated: 4 << 30,
 			Capacity: wire.Capacity{Bots: 7, MemoryBytes: 15 << 30}},
-		{Name: "edge-2", Status: wire.HostOffline},
+		{Name: "edge-2", Status: wire.HostOffline, CapacityRefused: "declares 100000 bots, over the limit of 8"},
 		{Name: "old", Status: wire.HostRevoked},
 	}
 	bots := []wire.Bot{
@@ -122,10 +122,14 @@ pocketmolt_host_bot_disk_bytes{host="edge-2"} 2.097152e+07
 # TYPE pocketmolt_host_bots gauge
 pocketmolt_host_bots{host="edge-1"} 2
 pocketmolt_host_bots{host="edge-2"} 0
-# HELP pocketmolt_host_capacity_memory_bytes Memory a host declares for bots.
+# HELP pocketmolt_host_capacity_memory_bytes Memory a host offers bots: what it declares, held to its limit.
 # TYPE pocketmolt_host_capacity_memory_bytes gauge
 pocketmolt_host_capacity_memory_bytes{host="edge-1"} 1.610612736e+10
 pocketmolt_host_capacity_memory_bytes{host="edge-2"} 0
+# HELP pocketmolt_host_capacity_refused 1 if pmd refuses the capacity a host declares (more than its limit), else 0.
+# TYPE pocketmolt_host_capacity_refused gauge
+pocketmolt_host_capacity_refused{host="edge-1"} 0
+pocketmolt_host_capacity_refused{host="edge-2"} 1
 # HELP pocketmolt_hosts Hosts by status.
 # TYPE pocketmolt_hosts gauge
 pocketmolt_hosts{status="draining"} 0
@@ -140,7 +144,7 @@ pocketmolt_store_up 1
 # TYPE pocketmolt_tunnel_sessions gauge
 pocketmolt_tunnel_sessions 1
 `
-	names := []string{"pocketmolt_bots", "pocketmolt_bots_over_disk_limit", "pocketmolt_host_bot_disk_bytes", "pocketmolt_host_bots", "pocketmolt_host_capacity_memory_bytes",
+	names := []string{"pocketmolt_bots", "pocketmolt_bots_over_disk_limit", "pocketmolt_host_bot_disk_bytes", "pocketmolt_host_bots", "pocketmolt_host_capacity_memory_bytes", "pocketmolt_host_capacity_refused",
 		"pocketmolt_hosts", "pocketmolt_store_up", "pocketmolt_tunnel_sessions"}
 	if err := testutil.CollectAndCompare(s, strings.NewReader(want), names...); err != nil {
 		t.Error(err)

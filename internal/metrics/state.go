@@ -24,9 +24,10 @@ type State struct {
 var (
 	hostsDesc = prometheus.NewDesc(namespace+"_hosts", "Hosts by status.", []string{"status"}, nil)
 	hostBots  = prometheus.NewDesc(namespace+"_host_bots", "Bots placed on a host.", []string{"host"}, nil)
-	hostCap   = prometheus.NewDesc(namespace+"_host_capacity_bots", "Bots a host declares room for.", []string{"host"}, nil)
+	hostCap   = prometheus.NewDesc(namespace+"_host_capacity_bots", "Bots a host has room for: what it declares, held to its limit.", []string{"host"}, nil)
 	hostMem   = prometheus.NewDesc(namespace+"_host_memory_allocated_bytes", "Memory the bots placed on a host are given.", []string{"host"}, nil)
-	hostMemC  = prometheus.NewDesc(namespace+"_host_capacity_memory_bytes", "Memory a host declares for bots.", []string{"host"}, nil)
+	hostMemC  = prometheus.NewDesc(namespace+"_host_capacity_memory_bytes", "Memory a host offers bots: what it declares, held to its limit.", []string{"host"}, nil)
+	hostRef   = prometheus.NewDesc(namespace+"_host_capacity_refused", "1 if pmd refuses the capacity a host declares (more than its limit), else 0.", []string{"host"}, nil)
 	botsDesc  = prometheus.NewDesc(namespace+"_bots", "Bots by desired state, observed status and health.", []string{"desired", "status", "health"}, nil)
 	hostDisk  = prometheus.NewDesc(namespace+"_host_bot_disk_bytes", "Disk the bots on a host take (their state and workspace), as its agent last measured.", []string{"host"}, nil)
 	overDisk  = prometheus.NewDesc(namespace+"_bots_over_disk_limit", "Bots whose state and workspace take more than their disk limit; their agents keep them stopped.", nil, nil)
@@ -39,7 +40,7 @@ var hostStatuses = []string{wire.HostPending, wire.HostOnline, wire.HostOffline,
 
 // Describe implements prometheus.Collector.
 func (s State) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hostsDesc, hostBots, hostCap, hostMem, hostMemC, botsDesc, hostDisk, overDisk, sessDesc, upDesc} {
+	for _, d := range []*prometheus.Desc{hostsDesc, hostBots, hostCap, hostMem, hostMemC, hostRef, botsDesc, hostDisk, overDisk, sessDesc, upDesc} {
 		ch <- d
 	}
 }
@@ -67,6 +68,11 @@ func (s State) Collect(ch chan<- prometheus.Metric) {
 			gauge(ch, hostCap, float64(h.Capacity.Bots), h.Name)
 			gauge(ch, hostMem, float64(h.MemoryAllocated), h.Name)
 			gauge(ch, hostMemC, float64(h.Capacity.MemoryBytes), h.Name)
+			refused := 0.0
+			if h.CapacityRefused != "" {
+				refused = 1
+			}
+			gauge(ch, hostRef, refused, h.Name)
 		}
 		for _, st := range hostStatuses {
 			gauge(ch, hostsDesc, float64(byStatus[st]), st)

@@ -1,17 +1,20 @@
 // Package output prints command results in the format the user asked for with -o: an aligned
 // table with a header on a terminal, tab-separated rows without a header when piped, or the
 // result itself as JSON or YAML. Every pmctl command prints through Print.
+//
+// Results carry text from hosts and bots, so nothing Print writes can drive a terminal: table
+// cells are escaped with termsafe, and JSON and YAML write every character a terminal could act
+// on as an escape of their own, so the data stays exact.
 package output
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
-	"gopkg.in/yaml.v3"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 )
 
 // Format is an output format. Its pointer is a pflag.Value, so a bad -o value is refused while
@@ -119,24 +122,25 @@ func (k keyValues) Rows() [][]string {
 }
 
 // Print writes v to w in format f. For Table it prints t: aligned under a header when tty is
-// true, tab-separated without a header otherwise. JSON is indented with a trailing newline and
-// is as stable as v's field order; YAML uses v's yaml tags.
+// true, tab-separated without a header otherwise; cells are escaped with termsafe.Line. JSON is
+// indented with a trailing newline and is as stable as v's field order; YAML uses v's yaml
+// tags. Both write the characters a terminal could act on as escapes (see SafeJSON, SafeYAML).
 func Print(w io.Writer, tty bool, f Format, v any, t Tabular) error {
 	switch f {
 	case JSON:
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := SafeJSON(v)
 		if err != nil {
-			return fmt.Errorf("encode json: %w", err)
+			return err
 		}
-		_, err = w.Write(append(b, '\n'))
+		_, err = w.Write(b)
 		return err
 	case YAML:
-		enc := yaml.NewEncoder(w)
-		enc.SetIndent(2)
-		if err := enc.Encode(v); err != nil {
-			return fmt.Errorf("encode yaml: %w", err)
+		b, err := SafeYAML(v)
+		if err != nil {
+			return err
 		}
-		return enc.Close()
+		_, err = w.Write(b)
+		return err
 	case Table, "":
 		if t == nil {
 			return fmt.Errorf("no table view for %T", v)
@@ -193,7 +197,11 @@ func writeRow(w io.Writer, cells []string) {
 	fmt.Fprintln(w, strings.Join(clean, "\t"))
 }
 
-// clean keeps one cell on one line and in one column.
+// cellSpaces keeps one cell on one line and in one column.
+var cellSpaces = strings.NewReplacer("\t", " ", "\n", " ", "\r\n", " ")
+
+// cleanCell keeps one cell on one line and in one column, and escapes anything else a
+// terminal could act on.
 func cleanCell(s string) string {
-	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+	return termsafe.Line(cellSpaces.Replace(s))
 }

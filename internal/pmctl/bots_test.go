@@ -409,7 +409,8 @@ func TestBotsActions(t *testing.T) {
 		{"start", runOpts{}, []string{"bots", "start", "alice"}, 0, "POST /v1/bots/alice/start", "Starting bot alice (b_1): status running.\n"},
 		{"restart", runOpts{}, []string{"bots", "restart", "b_1"}, 0, "POST /v1/bots/b_1/restart", "Restarting bot alice (b_1): status running.\n"},
 		{"stop unknown", runOpts{}, []string{"bots", "stop", "nope"}, 1, "POST /v1/bots/nope/stop", "error: stop bot nope: bot \"nope\" not found\n"},
-		{"delete piped asks nothing", runOpts{}, []string{"bots", "delete", "alice"}, 0, "DELETE /v1/bots/alice?purge=false", "Deleting bot alice (b_1) in the background; the workspace is kept.\n"},
+		{"delete piped needs --yes", runOpts{}, []string{"bots", "delete", "alice"}, 1, "", "error: --yes is required when not running on a terminal: nothing was done\n"},
+		{"delete piped --yes", runOpts{}, []string{"bots", "delete", "alice", "--yes"}, 0, "DELETE /v1/bots/alice?purge=false", "Deleting bot alice (b_1) in the background; the workspace is kept.\n"},
 		{"delete terminal no", runOpts{tty: true, stdin: "n\n"}, []string{"bots", "delete", "alice"}, 2, "", "Delete bot alice? Its workspace is kept (--purge deletes it too). [y/N] cancelled\n"},
 		{"delete purge terminal no", runOpts{tty: true, stdin: "no\n"}, []string{"bots", "rm", "alice", "--purge"}, 2, "", "Delete bot alice and, with --purge, its workspace? Its memory and sessions are lost for good. [y/N] cancelled\n"},
 		{"delete terminal eof", runOpts{tty: true}, []string{"bots", "delete", "alice"}, 2, "", "cancelled\n"},
@@ -442,7 +443,7 @@ func TestBotsActions(t *testing.T) {
 		h := newHarness(t)
 		for _, args := range [][]string{
 			{"bots", "stop", "alice", "-o", "json"},
-			{"bots", "delete", "alice", "--purge", "-o", "json"},
+			{"bots", "delete", "alice", "--purge", "-o", "json", "--yes"},
 			{"hosts", "drain", "edge-1", "-o", "json"},
 		} {
 			r := h.run(t, runOpts{}, args...)

@@ -17,6 +17,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/root"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -42,7 +43,14 @@ func Main() int {
 
 // Run executes args against f and returns the exit code, having printed any error on
 // f.IOStreams.ErrOut.
+//
+// Everything pmctl writes on stderr — messages, prompts, errors — passes through a
+// termsafe.Writer, since much of it quotes what pmd, a host or a bot said; what it writes on
+// stdout is escaped by each command, so that bots logs --raw can leave it alone.
 func Run(ctx context.Context, f *cmdutil.Factory, args []string) int {
+	stderr := termsafe.NewWriter(f.IOStreams.ErrOut)
+	f.IOStreams.ErrOut = stderr
+	defer stderr.Flush()
 	cmd := root.NewCmdRoot(f)
 	cmd.SetArgs(args)
 	failed, err := cmd.ExecuteContextC(ctx)
@@ -89,7 +97,8 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 }
 
 // message is err on one line, with the wire code appended where the text alone may not say
-// what kind of failure it was.
+// what kind of failure it was. Its text may come from a host or a bot, through pmd: anything
+// a terminal would act on is escaped, line breaks included.
 func message(err error) string {
 	msg := err.Error()
 	var we *wire.Error
@@ -100,5 +109,5 @@ func message(err error) string {
 			msg += " (" + we.Code + ")"
 		}
 	}
-	return msg
+	return termsafe.Line(msg)
 }

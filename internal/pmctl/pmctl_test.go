@@ -42,8 +42,18 @@ var fixtureHosts = []wire.Host{
 		CertSerial:    "5e1f",
 		CertExpiresAt: ptr(now.Add(20 * time.Hour)),
 		Capacity:      wire.Capacity{Bots: 10, MemoryBytes: 20 << 30}, Bots: 3, MemoryAllocated: 6 << 30,
+		DeclaredCapacity: wire.Capacity{Bots: 10, MemoryBytes: 20 << 30},
+		CapacityLimit:    wire.Capacity{Bots: 12, MemoryBytes: 24 << 30}, CapacityLimitSource: wire.CapacityFromOperator,
+		EnrolledMemory: 8 << 30,
 	},
 	{ID: "h_2", Name: "edge-2", Status: wire.HostPending, CreatedAt: now.Add(-time.Hour)},
+	{
+		ID: "h_9", Name: "liar", Status: wire.HostOnline, Connected: true, CreatedAt: now.Add(-time.Hour),
+		Capacity: wire.Capacity{Bots: 4, MemoryBytes: 4 << 30}, DeclaredCapacity: wire.Capacity{Bots: 100000, MemoryBytes: 1 << 50},
+		CapacityLimit: wire.Capacity{Bots: 4, MemoryBytes: 4 << 30}, CapacityLimitSource: wire.CapacityFromEnrollment,
+		EnrolledMemory:  4 << 30,
+		CapacityRefused: "declares 100000 bots, over the limit of 4; declares 1PiB of memory, over the limit of 4GiB",
+	},
 }
 
 var fixtureCerts = []wire.Certificate{
@@ -100,6 +110,15 @@ func fakePMD(arrived chan<- struct{}) http.Handler {
 		wire.WriteJSON(w, 200, h)
 	})
 	mux.HandleFunc("DELETE /v1/hosts/{ref}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("PATCH /v1/hosts/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range fixtureHosts {
+			if h.Name == r.PathValue("ref") {
+				wire.WriteJSON(w, 200, h)
+				return
+			}
+		}
+		wire.WriteError(w, wire.Errorf(wire.CodeNotFound, "host %q not found", r.PathValue("ref")))
+	})
 	mux.HandleFunc("GET /v1/certs", func(w http.ResponseWriter, r *http.Request) { wire.WriteJSON(w, 200, fixtureCerts) })
 	mux.HandleFunc("POST /v1/certs/{serial}/revoke", func(w http.ResponseWriter, r *http.Request) {
 		c := fixtureCerts[1]
@@ -203,12 +222,14 @@ func TestHostsList(t *testing.T) {
 		want string
 	}{
 		{"terminal", runOpts{tty: true}, nil,
-			"NAME    STATUS   BOTS  AGENT   DOCKER  LAST SEEN\n" +
+			"NAME    STATUS   BOTS  AGENT   DOCKER  LAST SEEN  NOTE\n" +
 				"edge-1  online   3/10  v0.1.0  28.2.2  2s ago\n" +
-				"edge-2  pending  0/-   -       -       -\n"},
+				"edge-2  pending  0/-   -       -       -\n" +
+				"liar    online   0/4   -       -       -          capacity refused\n"},
 		{"piped", runOpts{}, nil,
-			"edge-1\tonline\t3/10\tv0.1.0\t28.2.2\t2026-11-22T11:59:58Z\n" +
-				"edge-2\tpending\t0/-\t\t\t\n"},
+			"edge-1\tonline\t3/10\tv0.1.0\t28.2.2\t2026-11-22T11:59:58Z\t\n" +
+				"edge-2\tpending\t0/-\t\t\t\t\n" +
+				"liar\tonline\t0/4\t\t\t\tcapacity refused\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,14 +246,14 @@ func TestHostsList(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.out), &got); err != nil || r.code != 0 {
 			t.Fatalf("code %d, %v:\n%s%s", r.code, err, r.out, r.errOut)
 		}
-		if len(got) != 2 || got[0].Facts.DockerVersion != "28.2.2" || !strings.HasPrefix(r.out, "[\n  {\n    \"id\": \"h_1\",") {
+		if len(got) != 3 || got[0].Facts.DockerVersion != "28.2.2" || got[2].CapacityRefused == "" || !strings.HasPrefix(r.out, "[\n  {\n    \"id\": \"h_1\",") {
 			t.Errorf("json = %s", r.out)
 		}
 	})
 	t.Run("yaml", func(t *testing.T) {
 		r := h.run(t, runOpts{}, "hosts", "list", "--output=yaml")
 		var got []map[string]any
-		if err := yaml.Unmarshal([]byte(r.out), &got); err != nil || r.code != 0 || len(got) != 2 || got[1]["name"] != "edge-2" {
+		if err := yaml.Unmarshal([]byte(r.out), &got); err != nil || r.code != 0 || len(got) != 3 || got[1]["name"] != "edge-2" {
 			t.Fatalf("code %d, %v:\n%s", r.code, err, r.out)
 		}
 		if !strings.Contains(r.out, "docker_version: 28.2.2") {
@@ -244,27 +265,45 @@ func TestHostsList(t *testing.T) {
 func TestHostsGet(t *testing.T) {
 	h := newHarness(t)
 	r := h.run(t, runOpts{tty: true}, "hosts", "get", "edge-1")
-	want := `name:          edge-1
-id:            h_1
-status:        online (connected)
-draining:      no
-capacity:      bots 3/10, memory 6GiB/20GiB
-created:       2026-11-19T12:00:00Z (3d ago)
-enrolled:      2026-11-19T13:00:00Z (3d ago)
-last seen:     2026-11-22T11:59:58Z (2s ago)
-hostname:      edge-1.example
-os/arch:       linux/amd64
-kernel:        6.12.0
-cpus:          4
-memory:        8 GiB
-disk:          80 GiB (60 GiB free)
-docker:        28.2.2
-agent:         v0.1.0
-cert serial:   5e1f
-cert expires:  2026-11-23T08:00:00Z (in 20h)
+	want := `name:            edge-1
+id:              h_1
+status:          online (connected)
+draining:        no
+capacity:        bots 3/10, memory 6GiB/20GiB
+declared:        10 bots, 20GiB
+capacity limit:  12 bots, 24GiB (set by an operator)
+created:         2026-11-19T12:00:00Z (3d ago)
+enrolled:        2026-11-19T13:00:00Z (3d ago)
+last seen:       2026-11-22T11:59:58Z (2s ago)
+hostname:        edge-1.example
+os/arch:         linux/amd64
+kernel:          6.12.0
+cpus:            4
+memory:          8 GiB
+disk:            80 GiB (60 GiB free)
+docker:          28.2.2
+agent:           v0.1.0
+cert serial:     5e1f
+cert expires:    2026-11-23T08:00:00Z (in 20h)
 `
 	if r.code != 0 || r.out != want {
 		t.Fatalf("code %d\n%s%s\nwant:\n%s", r.code, r.out, r.errOut, want)
+	}
+
+	r = h.run(t, runOpts{tty: true}, "hosts", "get", "liar")
+	for _, line := range []string{
+		"capacity:          bots 0/4, memory 0B/4GiB\n",
+		"declared:          100000 bots, 1PiB\n",
+		"capacity limit:    4 bots, 4GiB (from the 4GiB of memory it reported when it enrolled)\n",
+		"capacity refused:  declares 100000 bots, over the limit of 4; declares 1PiB of memory, over the limit of 4GiB\n",
+	} {
+		if r.code != 0 || !strings.Contains(r.out, line) {
+			t.Errorf("liar lacks %q:\n%s%s", line, r.out, r.errOut)
+		}
+	}
+	r = h.run(t, runOpts{tty: true}, "hosts", "get", "edge-2")
+	if !strings.Contains(r.out, "declared:        none\n") || !strings.Contains(r.out, "capacity limit:  unknown") {
+		t.Errorf("a pending host:\n%s", r.out)
 	}
 
 	r = h.run(t, runOpts{}, "hosts", "get", "h_2", "-o", "yaml")
@@ -314,13 +353,15 @@ func TestDestructiveCommands(t *testing.T) {
 		wantReq    string // "METHOD path", or "" for no request
 		wantStderr string
 	}{
-		{"revoke piped asks nothing", runOpts{}, []string{"hosts", "revoke", "edge-1"}, 0, "POST /v1/hosts/edge-1/revoke", "Revoked host edge-1 (h_1).\n"},
+		{"revoke piped needs --yes", runOpts{}, []string{"hosts", "revoke", "edge-1"}, 1, "", "error: --yes is required when not running on a terminal: nothing was done\n"},
+		{"revoke piped --yes", runOpts{}, []string{"hosts", "revoke", "edge-1", "--yes"}, 0, "POST /v1/hosts/edge-1/revoke", "Revoked host edge-1 (h_1).\n"},
 		{"revoke terminal no", runOpts{tty: true, stdin: "n\n"}, []string{"hosts", "revoke", "edge-1"}, 2, "", "Revoke host edge-1? It will be disconnected and must enroll again. [y/N] cancelled\n"},
 		{"revoke terminal eof", runOpts{tty: true}, []string{"hosts", "revoke", "edge-1"}, 2, "", "cancelled\n"},
 		{"revoke terminal yes", runOpts{tty: true, stdin: "y\n"}, []string{"hosts", "revoke", "edge-1"}, 0, "POST /v1/hosts/edge-1/revoke", "Revoked host edge-1 (h_1).\n"},
 		{"revoke --yes", runOpts{tty: true}, []string{"hosts", "revoke", "--yes", "edge-1"}, 0, "POST /v1/hosts/edge-1/revoke", "Revoked host edge-1 (h_1).\n"},
 		{"remove -y escapes", runOpts{tty: true}, []string{"hosts", "rm", "-y", "a b/c"}, 0, "DELETE /v1/hosts/a%20b%2Fc", "Removed host a b/c.\n"},
-		{"cert revoke", runOpts{}, []string{"certs", "revoke", "5e1f"}, 0, "POST /v1/certs/5e1f/revoke", "Revoked agent certificate 5e1f (CN=h_1).\n"},
+		{"cert revoke piped needs --yes", runOpts{}, []string{"certs", "revoke", "5e1f"}, 1, "", "error: --yes is required when not running on a terminal: nothing was done\n"},
+		{"cert revoke -y", runOpts{}, []string{"certs", "revoke", "5e1f", "-y"}, 0, "POST /v1/certs/5e1f/revoke", "Revoked agent certificate 5e1f (CN=h_1).\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +381,7 @@ func TestDestructiveCommands(t *testing.T) {
 	}
 	t.Run("revoke -o json", func(t *testing.T) {
 		h := newHarness(t)
-		r := h.run(t, runOpts{}, "hosts", "revoke", "edge-1", "-o", "json")
+		r := h.run(t, runOpts{}, "hosts", "revoke", "edge-1", "-o", "json", "--yes")
 		var got wire.Host
 		if err := json.Unmarshal([]byte(r.out), &got); err != nil || got.Status != wire.HostRevoked {
 			t.Fatalf("%v: %s", err, r.out)
@@ -394,7 +435,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{"extra arg", nil, []string{"hosts", "list", "x"}, 1, "error: unexpected argument \"x\""},
 		{"unknown flag", nil, []string{"hosts", "list", "--bogus"}, 1, "error: unknown flag: --bogus"},
 		{"unknown command", nil, []string{"hots"}, 1, "error: unknown command \"hots\" for \"pmctl\" (did you mean hosts, bots?)"},
-		{"unknown verb", nil, []string{"hosts", "lst"}, 1, "error: unknown command \"lst\" for \"pmctl hosts\" (did you mean list, get?)"},
+		{"unknown verb", nil, []string{"hosts", "lst"}, 1, "error: unknown command \"lst\" for \"pmctl hosts\" (did you mean list, get, set?)"},
 		{"bad limit", nil, []string{"audit", "list", "--limit", "0"}, 1, "error: --limit must be at least 1"},
 		{"negative timeout", nil, []string{"hosts", "list", "--timeout", "-1s"}, 1, "error: --timeout must not be negative"},
 		{"no config", map[string]string{"PMCTL_CONFIG": filepath.Join(t.TempDir(), "none.yaml")}, []string{"hosts", "list"}, 1, "error: no config file at "},

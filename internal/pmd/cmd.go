@@ -146,6 +146,9 @@ with a new CA: every host must then enroll again.`,
 			if err != nil {
 				return err
 			}
+			if w := gitWarning(cfg.DataDir); w != "" {
+				fmt.Fprintln(out, "warning: "+w)
+			}
 			return Init(cmd.Context(), cfg, out)
 		},
 	}
@@ -174,6 +177,9 @@ addresses recorded in pmd.yaml unless flags or PMD_* variables override them.`,
 			log, err := newLogger(cfg, logOut)
 			if err != nil {
 				return err
+			}
+			if w := gitWarning(cfg.DataDir); w != "" {
+				log.Warn("data dir inside a git work tree", "data_dir", cfg.DataDir, "work_tree", gitWorkTree(cfg.DataDir), "detail", w)
 			}
 			d, err := Open(cmd.Context(), cfg, log)
 			if err != nil {

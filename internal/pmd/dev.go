@@ -51,7 +51,11 @@ CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE); otherwise bots fail, saying so.
 }
 
 // Dev initialises cfg.DataDir if needed, serves pmd, and runs a local agent until ctx ends.
+// It warns on out when the data dir is inside a git work tree.
 func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
+	if w := gitWarning(cfg.DataDir); w != "" {
+		fmt.Fprintln(out, "warning: "+w)
+	}
 	if ok, _ := Initialised(cfg.DataDir); !ok {
 		if err := Init(ctx, cfg, out); err != nil {
 			return err

@@ -22,26 +22,34 @@ type Host struct {
 	CertSerial string // newest certificate issued to the host, "" if none
 	// CertExpiresAt is that certificate's end, read with the host; CreateHost ignores it.
 	CertExpiresAt *time.Time
+	// MemoryBytes is the memory the host reported when it enrolled, 0 while unknown. It bounds
+	// the capacity the host may declare.
+	MemoryBytes int64
+	// CapacityBots and CapacityMemoryBytes are an operator's capacity limit; 0 means none.
+	CapacityBots        int
+	CapacityMemoryBytes int64
 }
 
-const hostCols = `id, name, created_at, enrolled_at, last_seen_at, revoked_at, draining, facts, session_id, cert_serial`
+const hostCols = `id, name, created_at, enrolled_at, last_seen_at, revoked_at, draining, facts, session_id, cert_serial,
+	memory_bytes, capacity_bots, capacity_memory_bytes`
 
 // selectHosts reads hosts with their newest certificate's end in one query.
 const selectHosts = `SELECT h.id, h.name, h.created_at, h.enrolled_at, h.last_seen_at, h.revoked_at, h.draining,
-	h.facts, h.session_id, h.cert_serial, c.not_after
+	h.facts, h.session_id, h.cert_serial, c.not_after, h.memory_bytes, h.capacity_bots, h.capacity_memory_bytes
 	FROM hosts h LEFT JOIN certificates c ON c.serial = h.cert_serial`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanHost(r rowScanner) (Host, error) {
 	var (
-		h                Host
-		session, certSer sql.NullString
-		facts            []byte
+		h                       Host
+		session, certSer        sql.NullString
+		facts                   []byte
+		memory, capBots, capMem sql.NullInt64
 	)
 	err := r.Scan(&h.ID, &h.Name, timeCol{&h.CreatedAt}, nullTimeCol{&h.EnrolledAt},
 		nullTimeCol{&h.LastSeenAt}, nullTimeCol{&h.RevokedAt}, &h.Draining, &facts, &session, &certSer,
-		nullTimeCol{&h.CertExpiresAt})
+		nullTimeCol{&h.CertExpiresAt}, &memory, &capBots, &capMem)
 	if err != nil {
 		return Host{}, err
 	}
@@ -49,14 +57,16 @@ func scanHost(r rowScanner) (Host, error) {
 		h.Facts = facts
 	}
 	h.SessionID, h.CertSerial = session.String, certSer.String
+	h.MemoryBytes, h.CapacityBots, h.CapacityMemoryBytes = memory.Int64, int(capBots.Int64), capMem.Int64
 	return h, nil
 }
 
 // CreateHost inserts h. It returns ErrConflict if the ID or name is taken.
 func (s *Store) CreateHost(ctx context.Context, h Host) error {
-	_, err := s.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		h.ID, h.Name, h.CreatedAt, h.EnrolledAt, h.LastSeenAt, h.RevokedAt, h.Draining,
-		nullBytes(h.Facts), nullString(h.SessionID), nullString(h.CertSerial))
+		nullBytes(h.Facts), nullString(h.SessionID), nullString(h.CertSerial),
+		nullPositive(h.MemoryBytes), nullPositive(int64(h.CapacityBots)), nullPositive(h.CapacityMemoryBytes))
 	if err != nil {
 		return fmt.Errorf("create host %s: %w", h.ID, dbErr(err))
 	}
@@ -135,10 +145,13 @@ func (s *Store) ClearAllSessions(ctx context.Context) error {
 }
 
 // RecordHeartbeat sets the host's last_seen_at and facts (nil or empty
-// facts clear them). It returns ErrNotFound for an unknown host.
-func (s *Store) RecordHeartbeat(ctx context.Context, hostID string, at time.Time, facts []byte) error {
-	err := mustAffect(s.execCount(ctx, `UPDATE hosts SET last_seen_at = ?, facts = ? WHERE id = ?`,
-		at, nullBytes(facts), hostID))
+// facts clear them). memory is the memory the facts report: it becomes the
+// host's MemoryBytes only if that is still unknown (a host enrolled before
+// pmd recorded it), and is ignored otherwise. It returns ErrNotFound for an
+// unknown host.
+func (s *Store) RecordHeartbeat(ctx context.Context, hostID string, at time.Time, facts []byte, memory int64) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE hosts SET last_seen_at = ?, facts = ?, memory_bytes = COALESCE(memory_bytes, ?) WHERE id = ?`,
+		at, nullBytes(facts), nullPositive(memory), hostID))
 	if err != nil {
 		return fmt.Errorf("record heartbeat of host %s: %w", hostID, err)
 	}
@@ -185,4 +198,32 @@ func (s *Store) DeleteHost(ctx context.Context, hostID string) error {
 		return fmt.Errorf("delete host %s: %w", hostID, err)
 	}
 	return nil
+}
+
+// SetHostMemory records the memory the host reported when it enrolled; 0
+// means unknown. It returns ErrNotFound for an unknown host.
+func (s *Store) SetHostMemory(ctx context.Context, hostID string, memory int64) error {
+	if err := mustAffect(s.execCount(ctx, `UPDATE hosts SET memory_bytes = ? WHERE id = ?`, nullPositive(memory), hostID)); err != nil {
+		return fmt.Errorf("set memory of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// SetHostCapacity sets an operator's capacity limit on the host; 0 clears
+// that part of it. It returns ErrNotFound for an unknown host.
+func (s *Store) SetHostCapacity(ctx context.Context, hostID string, bots int, memory int64) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE hosts SET capacity_bots = ?, capacity_memory_bytes = ? WHERE id = ?`,
+		nullPositive(int64(bots)), nullPositive(memory), hostID))
+	if err != nil {
+		return fmt.Errorf("set capacity of host %s: %w", hostID, err)
+	}
+	return nil
+}
+
+// nullPositive stores zero or less as NULL.
+func nullPositive(n int64) any {
+	if n <= 0 {
+		return nil
+	}
+	return n
 }

@@ -117,6 +117,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 			ID: "h1", Name: "zeta", CreatedAt: ts(0), EnrolledAt: ptr(ts(time.Minute)),
 			LastSeenAt: ptr(ts(2 * time.Minute)), RevokedAt: ptr(ts(3 * time.Minute)), Draining: true,
 			Facts: []byte(`{"cpus":4}`), SessionID: "sess-1", CertSerial: "0a0b",
+			MemoryBytes: 8 << 30, CapacityBots: 3, CapacityMemoryBytes: 6 << 30,
 		}
 		bare := Host{ID: "h2", Name: "alpha", CreatedAt: ts(time.Second)}
 		mustOK(t, s.CreateHost(ctx, full))
@@ -227,7 +228,9 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 			{"get unknown", second(s.GetHost(ctx, "nope")), ErrNotFound},
 			{"get unknown name", second(s.GetHostByName(ctx, "nope")), ErrNotFound},
 			{"set session unknown", s.SetSession(ctx, "nope", "s", ts(0)), ErrNotFound},
-			{"heartbeat unknown", s.RecordHeartbeat(ctx, "nope", ts(0), nil), ErrNotFound},
+			{"heartbeat unknown", s.RecordHeartbeat(ctx, "nope", ts(0), nil, 0), ErrNotFound},
+			{"memory unknown", s.SetHostMemory(ctx, "nope", 1<<30), ErrNotFound},
+			{"capacity unknown", s.SetHostCapacity(ctx, "nope", 1, 0), ErrNotFound},
 			{"revoke unknown", s.RevokeHost(ctx, "nope", ts(0)), ErrNotFound},
 			{"draining unknown", s.SetDraining(ctx, "nope", true), ErrNotFound},
 			{"set cert unknown", s.SetHostCert(ctx, "nope", "01"), ErrNotFound},
@@ -291,7 +294,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("heartbeat and draining", func(t *testing.T) {
 		s, ctx := open(t), t.Context()
 		mustOK(t, s.CreateHost(ctx, host("h1")))
-		mustOK(t, s.RecordHeartbeat(ctx, "h1", ts(time.Minute), []byte(`{"a":1}`)))
+		mustOK(t, s.RecordHeartbeat(ctx, "h1", ts(time.Minute), []byte(`{"a":1}`), 0))
 		mustOK(t, s.SetDraining(ctx, "h1", true))
 		h, err := s.GetHost(ctx, "h1")
 		mustOK(t, err)
@@ -299,12 +302,47 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		want.LastSeenAt, want.Facts, want.Draining = ptr(ts(time.Minute)), []byte(`{"a":1}`), true
 		mustEqual(t, "host", h, want)
 
-		mustOK(t, s.RecordHeartbeat(ctx, "h1", ts(2*time.Minute), nil))
+		mustOK(t, s.RecordHeartbeat(ctx, "h1", ts(2*time.Minute), nil, 0))
 		mustOK(t, s.SetDraining(ctx, "h1", false))
 		h, err = s.GetHost(ctx, "h1")
 		mustOK(t, err)
 		want.LastSeenAt, want.Facts, want.Draining = ptr(ts(2*time.Minute)), nil, false
 		mustEqual(t, "host", h, want)
+	})
+
+	t.Run("memory and capacity limits", func(t *testing.T) {
+		s, ctx := open(t), t.Context()
+		mustOK(t, s.CreateHost(ctx, host("h1")))
+		mustOK(t, s.CreateHost(ctx, host("h2")))
+		get := func(id string) Host {
+			t.Helper()
+			h, err := s.GetHost(ctx, id)
+			mustOK(t, err)
+			return h
+		}
+		// Enrollment records the memory; a heartbeat does not change it once known.
+		mustOK(t, s.SetHostMemory(ctx, "h1", 8<<30))
+		mustOK(t, s.RecordHeartbeat(ctx, "h1", ts(time.Minute), []byte(`{}`), 1<<50))
+		mustEqual(t, "h1 memory after a heartbeat", get("h1").MemoryBytes, int64(8<<30))
+		// A host whose memory is unknown takes the first heartbeat's, and only the first.
+		mustOK(t, s.RecordHeartbeat(ctx, "h2", ts(time.Minute), []byte(`{}`), 0))
+		mustEqual(t, "h2 memory after a heartbeat without memory", get("h2").MemoryBytes, int64(0))
+		mustOK(t, s.RecordHeartbeat(ctx, "h2", ts(time.Minute), []byte(`{}`), 4<<30))
+		mustOK(t, s.RecordHeartbeat(ctx, "h2", ts(2*time.Minute), []byte(`{}`), 1<<50))
+		mustEqual(t, "h2 memory", get("h2").MemoryBytes, int64(4<<30))
+
+		mustOK(t, s.SetHostCapacity(ctx, "h1", 5, 0))
+		if h := get("h1"); h.CapacityBots != 5 || h.CapacityMemoryBytes != 0 {
+			t.Fatalf("after setting bots: %+v", h)
+		}
+		mustOK(t, s.SetHostCapacity(ctx, "h1", 5, 16<<30))
+		if h := get("h1"); h.CapacityBots != 5 || h.CapacityMemoryBytes != 16<<30 {
+			t.Fatalf("after setting memory: %+v", h)
+		}
+		mustOK(t, s.SetHostCapacity(ctx, "h1", 0, 0))
+		if h := get("h1"); h.CapacityBots != 0 || h.CapacityMemoryBytes != 0 || h.MemoryBytes != 8<<30 {
+			t.Fatalf("after clearing: %+v", h)
+		}
 	})
 
 	t.Run("concurrent heartbeats", func(t *testing.T) {
@@ -319,7 +357,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 			wg.Go(func() {
 				for j := range beats {
 					id := fmt.Sprint("h", i)
-					if err := s.RecordHeartbeat(ctx, id, ts(time.Duration(j)*time.Second), []byte(`{}`)); err != nil {
+					if err := s.RecordHeartbeat(ctx, id, ts(time.Duration(j)*time.Second), []byte(`{}`), 0); err != nil {
 						errs <- err
 					}
 					if _, err := s.GetHost(ctx, id); err != nil {

@@ -24,6 +24,26 @@ const (
 	HealthUnhealthy = "unhealthy" // /healthz fails
 )
 
+// KnownBotStatus reports whether status is one a host may report for a bot: every status
+// above but deleting, which only pmd derives. A status added above must be added here too, or
+// pmd refuses the heartbeats that carry it.
+func KnownBotStatus(status string) bool {
+	switch status {
+	case BotPending, BotPulling, BotStarting, BotRunning, BotStopped, BotFailed, BotUnknown:
+		return true
+	}
+	return false
+}
+
+// KnownHealth reports whether health is one of the values above, or empty (no verdict).
+func KnownHealth(health string) bool {
+	switch health {
+	case "", HealthHealthy, HealthDegraded, HealthUnhealthy:
+		return true
+	}
+	return false
+}
+
 // Desired states.
 const (
 	DesiredRunning = "running"

@@ -84,11 +84,13 @@ type AgentInfo struct {
 	Facts        HostFacts `json:"facts"`
 }
 
-// EnrollRequest is what pmagent enroll sends over a ProtoEnroll connection: its token and a
-// CSR for a key it made itself.
+// EnrollRequest is what pmagent enroll sends over a ProtoEnroll connection: its token, a CSR
+// for a key it made itself, and its facts. pmd records the memory the host reports here as
+// what bounds the capacity it may declare later; an older agent sends no facts.
 type EnrollRequest struct {
-	Token string `json:"token"`
-	CSR   string `json:"csr"` // PEM
+	Token string     `json:"token"`
+	CSR   string     `json:"csr"` // PEM
+	Facts *HostFacts `json:"facts,omitempty"`
 }
 
 // EnrollResponse carries the host's identity and its first certificate.
@@ -126,10 +128,42 @@ type Host struct {
 	// Connected is true while pmd holds a tunnel session for the host.
 	Connected bool `json:"connected" yaml:"connected"`
 	Draining  bool `json:"draining" yaml:"draining"`
-	// Capacity is what the host declares; Bots and MemoryAllocated what its bots take.
+	// Capacity is what placement uses: the capacity the host declares, within CapacityLimit.
+	// Bots and MemoryAllocated are what its bots take.
 	Capacity        Capacity `json:"capacity" yaml:"capacity"`
 	Bots            int      `json:"bots" yaml:"bots"`
 	MemoryAllocated int64    `json:"memory_allocated" yaml:"memory_allocated"`
+	// DeclaredCapacity is what the host's agent declares in its heartbeats.
+	DeclaredCapacity Capacity `json:"declared_capacity" yaml:"declared_capacity"`
+	// CapacityLimit bounds what the host may declare: an operator's setting (pmctl hosts set)
+	// or else what the memory the host reported when it enrolled allows. A zero field means
+	// pmd knows no bound, and places nothing on the host.
+	CapacityLimit Capacity `json:"capacity_limit" yaml:"capacity_limit"`
+	// CapacityLimitSource says where CapacityLimit comes from: CapacityFromOperator,
+	// CapacityFromEnrollment, or "" when pmd knows nothing of the host's memory.
+	CapacityLimitSource string `json:"capacity_limit_source,omitempty" yaml:"capacity_limit_source,omitempty"`
+	// EnrolledMemory is the memory the host reported when it enrolled (or, for a host
+	// enrolled before pmd recorded it, in its first heartbeat after); 0 when unknown.
+	EnrolledMemory int64 `json:"enrolled_memory,omitempty" yaml:"enrolled_memory,omitempty"`
+	// CapacityRefused says why pmd refused the capacity the host declares; empty when it
+	// accepted it.
+	CapacityRefused string `json:"capacity_refused,omitempty" yaml:"capacity_refused,omitempty"`
+}
+
+// Where a host's capacity limit comes from.
+const (
+	CapacityFromOperator   = "operator"
+	CapacityFromEnrollment = "enrollment"
+)
+
+// HostUpdate is the body of PATCH /v1/hosts/{ref}: an operator's capacity limit for the host.
+// A nil field leaves that part of the limit as it is.
+type HostUpdate struct {
+	CapacityBots        *int   `json:"capacity_bots,omitempty"`
+	CapacityMemoryBytes *int64 `json:"capacity_memory_bytes,omitempty"`
+	// ClearCapacity drops the operator's limit, so the host is bounded by its enrollment
+	// memory again; it cannot be combined with the fields above.
+	ClearCapacity bool `json:"clear_capacity,omitempty"`
 }
 
 // TokenRequest is the body of POST /v1/hosts/tokens.

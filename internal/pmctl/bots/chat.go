@@ -11,6 +11,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -32,7 +33,11 @@ func NewCmdChat(f *cmdutil.Factory, runF func(context.Context, *ChatOptions) err
 		Short: "Send a bot one message and print its reply",
 		Long: `Send a bot one message through its gateway and print the reply on stdout; token usage
 goes to stderr. Messages with the same --session continue one conversation; without it
-pmd uses pmctl's own session.
+pmd uses pmctl's own session. pmd records the exchange in the audit log (who, which bot
+and session; never the text).
+
+Control characters in the reply are printed as escapes (\x1b, \u202e…), so a reply cannot
+drive the terminal; -o json gives it exactly.
 
 The reply comes from the model, so it can take a while: raise --timeout for slow models.`,
 		Example: `  pmctl bots chat alice "hello"
@@ -78,7 +83,9 @@ func chatRun(ctx context.Context, opts *ChatOptions) error {
 	if opts.Format != output.Table {
 		return output.Print(opts.IO.Out, opts.IO.IsTerminal, opts.Format, resp, nil)
 	}
-	reply := resp.Reply
+	// The reply is what the model wrote, steered by whoever talks to the bot: escaped, so it
+	// cannot drive the terminal; -o json carries it exactly.
+	reply := termsafe.String(resp.Reply)
 	if !strings.HasSuffix(reply, "\n") {
 		reply += "\n"
 	}

@@ -48,7 +48,7 @@ type CreateOptions struct {
 // NewCmdCreate returns `bots create`.
 func NewCmdCreate(f *cmdutil.Factory, runF func(context.Context, *CreateOptions) error) *cobra.Command {
 	opts := &CreateOptions{IO: f.IOStreams, APIClient: f.APIClient, Now: f.Now}
-	var memory, disk sizeFlag
+	var memory, disk cmdutil.SizeFlag
 	cmd := &cobra.Command{
 		Use:   "create --name <name> --model <provider/model> --api-key-file <file> [flags]",
 		Short: "Create a bot",

@@ -33,7 +33,7 @@ func NewCmdDelete(f *cmdutil.Factory, runF func(context.Context, *DeleteOptions)
 background. The bot's workspace (its memory, sessions and files) stays on the host
 unless --purge is given, which deletes it for good.
 
-On a terminal pmctl asks for confirmation unless --yes is given.`,
+` + cmdutil.ConfirmHelp,
 		Example: `  pmctl bots delete alice
   pmctl bots delete alice --purge --yes`,
 		Args:              cmdutil.ExactArgs(1, "missing bot name or id"),
@@ -47,7 +47,7 @@ On a terminal pmctl asks for confirmation unless --yes is given.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "delete the bot's workspace too")
-	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmdutil.AddYesFlag(cmd, &opts.Yes)
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
 }

@@ -25,7 +25,7 @@ type EditOptions struct {
 // NewCmdEdit returns `bots edit`.
 func NewCmdEdit(f *cmdutil.Factory, runF func(context.Context, *EditOptions) error) *cobra.Command {
 	opts := &EditOptions{IO: f.IOStreams, APIClient: f.APIClient}
-	var disk sizeFlag
+	var disk cmdutil.SizeFlag
 	cmd := &cobra.Command{
 		Use:   "edit <name|id> --disk <size>",
 		Short: "Change a bot's limits",

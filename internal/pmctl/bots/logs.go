@@ -10,6 +10,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 )
 
 // LogsOptions are the inputs of `bots logs`.
@@ -19,6 +20,8 @@ type LogsOptions struct {
 	Ref       string
 	Follow    bool
 	Tail      int
+	// Raw prints the log as the container wrote it, control characters and all.
+	Raw bool
 }
 
 // NewCmdLogs returns `bots logs`.
@@ -28,7 +31,11 @@ func NewCmdLogs(f *cmdutil.Factory, runF func(context.Context, *LogsOptions) err
 		Use:   "logs <name|id>",
 		Short: "Print a bot's container log",
 		Long: `Print the last lines of a bot's container log, as the gateway wrote them, and with
---follow keep printing new lines as they come.
+--follow keep printing new lines as they come. pmd records each read in the audit log.
+
+The log is written by the bot, so control characters in it are printed as escapes (\x1b,
+\u202e…) and cannot drive the terminal; --raw prints the bytes as they are, for a file or
+a pipe.
 
 --timeout never cuts the stream: without --follow it bounds only the wait for pmd to
 answer, and with --follow it does not apply, since a quiet bot may log nothing for a
@@ -52,6 +59,7 @@ long time. Interrupting a followed log (Ctrl-C) is the normal way to stop it and
 	}
 	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVar(&opts.Tail, "tail", 100, "number of lines from the end of the log to print first")
+	cmd.Flags().BoolVar(&opts.Raw, "raw", false, "print control characters as they are instead of escaping them")
 	return cmd
 }
 
@@ -65,7 +73,20 @@ func logsRun(ctx context.Context, opts *LogsOptions) error {
 		return stopped(ctx, opts.Follow, fmt.Errorf("logs of bot %s: %w", opts.Ref, err))
 	}
 	defer rc.Close()
-	if _, err := io.Copy(opts.IO.Out, rc); err != nil {
+	if opts.Raw {
+		if _, err := io.Copy(opts.IO.Out, rc); err != nil {
+			return stopped(ctx, opts.Follow, fmt.Errorf("logs of bot %s: %w", opts.Ref, err))
+		}
+		return nil
+	}
+	// The escaping writer holds back at most an incomplete rune or a CR, which the next read
+	// completes; whatever it holds at the end is written, escaped, however the stream ends.
+	out := termsafe.NewWriter(opts.IO.Out)
+	_, err = io.Copy(out, rc)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return stopped(ctx, opts.Follow, fmt.Errorf("logs of bot %s: %w", opts.Ref, err))
 	}
 	return nil

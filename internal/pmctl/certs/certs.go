@@ -111,7 +111,7 @@ func NewCmdRevoke(f *cmdutil.Factory, runF func(context.Context, *RevokeOptions)
 		Long: `Revoke one certificate by serial. It is refused at its next TLS handshake and any
 live session that used it is closed.
 
-On a terminal pmctl asks for confirmation unless --yes is given.`,
+` + cmdutil.ConfirmHelp,
 		Example: `  pmctl certs revoke 3f2a9c --yes`,
 		Args:    cmdutil.ExactArgs(1, "missing certificate serial"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,7 +122,7 @@ On a terminal pmctl asks for confirmation unless --yes is given.`,
 			return revokeRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmdutil.AddYesFlag(cmd, &opts.Yes)
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
 }

@@ -1,12 +1,25 @@
 package cmdutil
 
-import "github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+import (
+	"errors"
 
-// Confirm asks question when a prompt is possible and yes is false. It returns ErrCancel when
-// the answer is no; without a terminal it does not ask.
+	"github.com/spf13/cobra"
+
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+)
+
+// ErrNoConfirm refuses a destructive command that cannot ask: stdin or stderr is not a
+// terminal and --yes was not given. Nothing was sent to pmd.
+var ErrNoConfirm = errors.New("--yes is required when not running on a terminal: nothing was done")
+
+// Confirm asks question unless yes. As in gh, a destructive command never goes ahead unasked:
+// without a terminal to ask on it returns ErrNoConfirm, and when the answer is no, ErrCancel.
 func Confirm(ios *iostreams.IOStreams, yes bool, question string) error {
-	if yes || !ios.CanPrompt {
+	if yes {
 		return nil
+	}
+	if !ios.CanPrompt {
+		return ErrNoConfirm
 	}
 	ok, err := ios.Confirm(question)
 	if err != nil {
@@ -16,4 +29,13 @@ func Confirm(ios *iostreams.IOStreams, yes bool, question string) error {
 		return ErrCancel
 	}
 	return nil
+}
+
+// ConfirmHelp ends the help of every destructive command.
+const ConfirmHelp = `pmctl asks for confirmation on a terminal. Without one (in a script, or with stdin
+redirected) it does nothing unless --yes is given.`
+
+// AddYesFlag adds --yes/-y, which a destructive command needs to go ahead without asking.
+func AddYesFlag(cmd *cobra.Command, yes *bool) {
+	cmd.Flags().BoolVarP(yes, "yes", "y", false, "go ahead without asking (required without a terminal)")
 }

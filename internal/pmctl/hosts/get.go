@@ -31,8 +31,9 @@ func NewCmdGet(f *cmdutil.Factory, runF func(context.Context, *GetOptions) error
 		Use:   "get <name|id>",
 		Short: "Show one host",
 		Long: `Show one host: its status, whether it is draining, its bots and their memory against
-its capacity, the facts its agent last reported (OS, CPUs, memory, disk, Docker) and
-its current certificate.`,
+its capacity, the capacity its agent declares and the limit pmd holds it to (and why it
+refuses a declaration beyond it), the facts its agent last reported (OS, CPUs, memory,
+disk, Docker) and its current certificate.`,
 		Example: `  pmctl hosts get edge-1
   pmctl hosts get edge-1 -o json`,
 		Args:              cmdutil.ExactArgs(1, "missing host name or id"),
@@ -79,8 +80,13 @@ func hostView(h *wire.Host, now time.Time, tty bool) output.Tabular {
 		{Key: "status", Value: status},
 		{Key: "draining", Value: yesNo(h.Draining)},
 		{Key: "capacity", Value: "bots " + botsUse(h) + ", memory " + memoryUse(h)},
-		{Key: "created", Value: when(h.CreatedAt)},
+		{Key: "declared", Value: capacityText(h.DeclaredCapacity)},
+		{Key: "capacity limit", Value: limitText(h)},
 	}
+	if h.CapacityRefused != "" {
+		kv = append(kv, output.KV{Key: "capacity refused", Value: h.CapacityRefused})
+	}
+	kv = append(kv, output.KV{Key: "created", Value: when(h.CreatedAt)})
 	add := func(k string, t *time.Time) {
 		if t != nil {
 			kv = append(kv, output.KV{Key: k, Value: when(*t)})

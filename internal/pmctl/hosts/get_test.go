@@ -19,7 +19,7 @@ func TestHostViewSharedBotUID(t *testing.T) {
 		if err := output.Print(&b, true, output.Table, h, hostView(h, now, true)); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Contains(b.String(), "bot uids:  SHARED"); got != shared {
+		if got := strings.Contains(strings.Join(strings.Fields(b.String()), " "), "bot uids: SHARED"); got != shared {
 			t.Errorf("shared=%t: view\n%s", shared, b.String())
 		}
 	}

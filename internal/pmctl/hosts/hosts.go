@@ -34,6 +34,7 @@ then run the printed "pmagent enroll" command on the machine.`,
 		newCmdToken(f),
 		NewCmdDrain(f, nil),
 		NewCmdUndrain(f, nil),
+		NewCmdSet(f, nil),
 		NewCmdRevoke(f, nil),
 		NewCmdRemove(f, nil),
 	)
@@ -70,6 +71,32 @@ func memoryUse(h *wire.Host) string {
 		limit = compactBytes(h.Capacity.MemoryBytes)
 	}
 	return compactBytes(h.MemoryAllocated) + "/" + limit
+}
+
+// capacityText is a capacity as "8 bots, 16GiB", a zero part as "?", nothing as "none".
+func capacityText(c wire.Capacity) string {
+	if c.Bots == 0 && c.MemoryBytes == 0 {
+		return "none"
+	}
+	bots, mem := "?", "?"
+	if c.Bots > 0 {
+		bots = strconv.Itoa(c.Bots)
+	}
+	if c.MemoryBytes > 0 {
+		mem = compactBytes(c.MemoryBytes)
+	}
+	return bots + " bots, " + mem
+}
+
+// limitText is a host's capacity limit and where it comes from.
+func limitText(h *wire.Host) string {
+	switch h.CapacityLimitSource {
+	case wire.CapacityFromOperator:
+		return capacityText(h.CapacityLimit) + " (set by an operator)"
+	case wire.CapacityFromEnrollment:
+		return capacityText(h.CapacityLimit) + " (from the " + compactBytes(h.EnrolledMemory) + " of memory it reported when it enrolled)"
+	}
+	return "unknown (pmd knows nothing of its memory: set one with pmctl hosts set)"
 }
 
 // compactBytes is output.Bytes without the space, for dense cells: "6GiB".

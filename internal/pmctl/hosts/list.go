@@ -31,8 +31,8 @@ func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) err
 		Aliases: []string{"ls"},
 		Short:   "List hosts",
 		Long: `List every host with its status, its bots against its capacity, agent and Docker
-versions, and when pmd last heard from it. Piped output has no header and
-tab-separated columns.`,
+versions, when pmd last heard from it, and a note when pmd refuses the capacity it
+declares (see "pmctl hosts set"). Piped output has no header and tab-separated columns.`,
 		Example: `  pmctl hosts list
   pmctl hosts list -o json`,
 		Args: cmdutil.NoArgs,
@@ -87,6 +87,12 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 			default:
 				return output.Timestamp(*h.LastSeenAt)
 			}
+		}},
+		output.Column[wire.Host]{Header: "NOTE", Value: func(h wire.Host) string {
+			if h.CapacityRefused != "" {
+				return "capacity refused"
+			}
+			return ""
 		}},
 	)
 	return output.Print(opts.IO.Out, tty, opts.Format, hosts, table)

@@ -28,7 +28,7 @@ func NewCmdRemove(f *cmdutil.Factory, runF func(context.Context, *RemoveOptions)
 		Short:   "Delete a host record",
 		Long: `Delete a host record from pmd.
 
-On a terminal pmctl asks for confirmation unless --yes is given.`,
+` + cmdutil.ConfirmHelp,
 		Example:           `  pmctl hosts remove edge-1 --yes`,
 		Args:              cmdutil.ExactArgs(1, "missing host name or id"),
 		ValidArgsFunction: completeHosts(f),
@@ -40,7 +40,7 @@ On a terminal pmctl asks for confirmation unless --yes is given.`,
 			return removeRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmdutil.AddYesFlag(cmd, &opts.Yes)
 	return cmd
 }
 

@@ -30,7 +30,7 @@ func NewCmdRevoke(f *cmdutil.Factory, runF func(context.Context, *RevokeOptions)
 		Long: `Revoke every certificate of a host and close its tunnel. The host record stays, with
 status revoked; the machine must enroll again with a new token to come back.
 
-On a terminal pmctl asks for confirmation unless --yes is given.`,
+` + cmdutil.ConfirmHelp,
 		Example: `  pmctl hosts revoke edge-1
   pmctl hosts revoke edge-1 --yes`,
 		Args:              cmdutil.ExactArgs(1, "missing host name or id"),
@@ -43,7 +43,7 @@ On a terminal pmctl asks for confirmation unless --yes is given.`,
 			return revokeRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmdutil.AddYesFlag(cmd, &opts.Yes)
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
 }

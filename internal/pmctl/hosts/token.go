@@ -11,6 +11,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -74,7 +75,7 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 	if opts.Format != output.Table {
 		return output.Print(opts.IO.Out, opts.IO.IsTerminal, opts.Format, tok, nil)
 	}
-	fmt.Fprintln(opts.IO.Out, tok.Token)
+	fmt.Fprintln(opts.IO.Out, termsafe.Line(tok.Token))
 	server := tok.Server
 	if server == "" {
 		server = "<pmd-agent-address>"
