@@ -245,7 +245,7 @@ func TestHostsSet(t *testing.T) {
 		{"nothing", []string{"edge-1"}, 1, "", "error: nothing to set: give --capacity-bots, --capacity-memory or --clear-capacity\n"},
 		{"clear and set", []string{"edge-1", "--clear-capacity", "--capacity-bots", "2"}, 1, "", "error: --clear-capacity cannot be combined with --capacity-bots or --capacity-memory\n"},
 		{"zero bots", []string{"edge-1", "--capacity-bots", "0"}, 1, "", "error: --capacity-bots must be at least 1 (drain the host to place nothing on it)\n"},
-		{"junk memory", []string{"edge-1", "--capacity-memory", "lots"}, 1, "", `error: invalid argument "lots" for "--capacity-memory" flag: not a memory size: want bytes or a number with a unit, like 2GiB or 1536MiB` + "\n"},
+		{"junk memory", []string{"edge-1", "--capacity-memory", "lots"}, 1, "", `error: invalid argument "lots" for "--capacity-memory" flag: not a size: want bytes or a number with a unit, like 2GiB or 1536MiB` + "\n"},
 		{"refused host", []string{"liar", "--capacity-bots", "4"}, 0, `{"capacity_bots":4}`,
 			"Host liar (h_9): capacity limit 4 bots, 4GiB (from the 4GiB of memory it reported when it enrolled).\n" +
 				"It declares more: declares 100000 bots, over the limit of 4; declares 1PiB of memory, over the limit of 4GiB; pmd places bots within the limit.\n"},
