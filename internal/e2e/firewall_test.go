@@ -393,12 +393,14 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		if exec.Command("iptables", "-w", "-S", parent).Run() != nil {
 			parent = "FORWARD"
 		}
-		must(t, "iptables", "-w", "-D", "INPUT", "-i", bridges+"+", "-j", in)
-		must(t, "iptables", "-w", "-D", parent, "-i", bridges+"+", "-j", fwd)
-		for _, c := range []string{in, fwd, rej} {
-			must(t, "iptables", "-w", "-F", c)
+		// In one transaction: the agent checks every 300 ms, and a check between two separate
+		// commands would put back what the next one expects gone.
+		restore := exec.Command("iptables-restore", "-w", "--noflush")
+		restore.Stdin = strings.NewReader(fmt.Sprintf("*filter\n-D INPUT -i %[1]s+ -j %[2]s\n-D %[3]s -i %[1]s+ -j %[4]s\n-F %[2]s\n-F %[4]s\n-F %[5]s\n-X %[4]s\nCOMMIT\n",
+			bridges, in, parent, fwd, rej))
+		if out, err := restore.CombinedOutput(); err != nil {
+			t.Fatalf("iptables-restore: %v: %s", err, out)
 		}
-		must(t, "iptables", "-w", "-X", fwd)
 		eventually(t, 30*time.Second, "the rules restored", func() bool {
 			return chainRules(t, in) > 1 && chainRules(t, fwd) > 10 && chainRules(t, rej) == 2 &&
 				strings.Contains(must(t, "iptables", "-w", "-S", "INPUT"), "-i "+bridges+"+ -j "+in) &&
