@@ -13,7 +13,6 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/admins"
 	"github.com/pocketmolt/pocketmolt/internal/config"
 	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
-	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -79,19 +78,11 @@ func AdminCert(ctx context.Context, cfg Config, name string, ttl time.Duration, 
 			return fmt.Errorf("--out %s already exists; choose another file", outPath)
 		}
 	}
-	kr, err := secret.LoadKeyring(cfg.KeyFile(), os.Getenv("PMD_MASTER_KEY"))
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL())
+	_, st, ca, err := openCA(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ca, err := loadCA(ctx, st, kr)
-	if err != nil {
-		return err
-	}
 	var b wire.AdminBundle
 	err = st.InTx(ctx, func(tx *store.Store) error {
 		b, err = admins.Issue(ctx, tx, ca, name, ttl, time.Now().UTC(), "pmd", "break-glass: pmd admin-cert run "+who())

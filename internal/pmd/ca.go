@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
@@ -58,6 +59,25 @@ func getKeyPair(ctx context.Context, st *store.Store, kr *secret.Keyring, name s
 		return nil, nil, fmt.Errorf("open the %s key: %w (is this the master key `pmd init` made for this database?)", name, err)
 	}
 	return kp.CertPEM, key, nil
+}
+
+// openCA opens cfg's master key, store and CA, for the commands that work on a data dir with
+// no running API (admin-cert, rotate-server-cert). The caller closes the store.
+func openCA(ctx context.Context, cfg Config) (*secret.Keyring, *store.Store, *pki.CA, error) {
+	kr, err := secret.LoadKeyring(cfg.KeyFile(), os.Getenv("PMD_MASTER_KEY"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca, err := loadCA(ctx, st, kr)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return kr, st, ca, nil
 }
 
 // loadCA reads the CA from the store.

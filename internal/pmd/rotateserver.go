@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pocketmolt/pocketmolt/internal/pki"
-	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 )
 
@@ -56,19 +54,11 @@ func RotateServerCert(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	kr, err := secret.LoadKeyring(cfg.KeyFile(), os.Getenv("PMD_MASTER_KEY"))
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL())
+	kr, st, ca, err := openCA(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ca, err := loadCA(ctx, st, kr)
-	if err != nil {
-		return err
-	}
 	now := time.Now().UTC()
 	names := serverNames(cfg)
 	var oldSerial, newSerial string
