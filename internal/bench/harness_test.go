@@ -745,8 +745,17 @@ func (c *warnCounter) add(r slog.Record) {
 	if c.count == nil {
 		c.count, c.example = map[string]int{}, map[string]string{}
 	}
-	// net/http's messages carry the peer's address; one line per peer says nothing.
+	// net/http's messages carry the peer's address; one line per peer says nothing. An
+	// error attribute's gist (up to its first colon) tells failures apart.
 	msg := addrRE.ReplaceAllString(r.Message, "ADDR")
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			gist, _, _ := strings.Cut(a.Value.String(), ": ")
+			msg += " (" + addrRE.ReplaceAllString(gist, "ADDR") + ")"
+			return false
+		}
+		return true
+	})
 	c.count[msg]++
 	if c.count[msg] == 1 {
 		var b strings.Builder

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -8,12 +9,18 @@ import (
 	"time"
 )
 
+var stormAgents = flag.Int("storm.agents", 5000, "BenchmarkReconnectStorm's number of agents")
+
 // stormScenario is BenchmarkReconnectStorm's setting.
 type stormScenario struct {
 	Agents    int
 	Heartbeat time.Duration
 	// Restarts is how many times pmd restarts once every agent is online.
-	Restarts      int
+	Restarts int
+	// Settle is how long every agent stays online before a restart. An agent starts its
+	// backoff from the beginning only after a session that lasted longer than its longest
+	// backoff (30 s), as a fleet's sessions have before a real restart.
+	Settle        time.Duration
 	OnlineTimeout time.Duration
 }
 
@@ -27,15 +34,16 @@ type stormResult struct {
 	ShedQueueFull, ShedWaited float64
 }
 
-// BenchmarkReconnectStorm restarts pmd under 5,000 connected agents three times and times
-// each reconnect storm: from the new pmd's start (same data dir, same address, as systemd's
-// restart) until every host is online again. The agents run in a child process with the
-// product's backoff (jittered, from 0.5 s doubling to 30 s) and 10 s handshake timeout.
+// BenchmarkReconnectStorm restarts pmd under 5,000 connected agents three times, each after
+// every session has lasted 31 s, and times each reconnect storm: from the new pmd's start
+// (same data dir, same address, as systemd's restart) until every host is online again. The
+// agents run in a child process with the product's backoff (jittered, from 0.5 s doubling
+// to 30 s, back to 0.5 s after a session that lasted 30 s) and 10 s handshake timeout.
 //
 //	go test -run '^$' -bench BenchmarkReconnectStorm -benchtime 1x -timeout 30m ./internal/bench/
 func BenchmarkReconnectStorm(b *testing.B) {
 	fx := newFixture(b)
-	rs := runStorm(b, fx, stormScenario{Agents: 5000, Heartbeat: 10 * time.Second, Restarts: 3, OnlineTimeout: 3 * time.Minute})
+	rs := runStorm(b, fx, stormScenario{Agents: *stormAgents, Heartbeat: 10 * time.Second, Restarts: 3, Settle: 31 * time.Second, OnlineTimeout: 3 * time.Minute})
 	b.ReportMetric(0, "ns/op")
 	var worst time.Duration
 	for i, r := range rs {
@@ -79,16 +87,23 @@ func runStorm(tb testing.TB, fx *fixture, sc stormScenario) []stormResult {
 	case <-time.After(time.Minute):
 		tb.Fatalf("agents' process did not start: %s", ch.stderr.String())
 	}
-	if err := waitOnline(ctx, pm.d, ch, sc.Agents, time.Now(), sc.OnlineTimeout); err != nil {
+	began := time.Now()
+	if err := waitOnline(ctx, pm.d, ch, sc.Agents, began, sc.OnlineTimeout); err != nil {
 		tb.Fatal(err)
 	}
+	tb.Logf("first connect: %d agents online in %s", sc.Agents, time.Since(began).Round(time.Millisecond))
 	var out []stormResult
-	for range sc.Restarts {
+	for i := range sc.Restarts {
+		time.Sleep(sc.Settle)
 		cfg.AgentAddr = pm.d.AgentAddr // the agents dial this address
+		tb.Logf("pmd before the restart: %s", pm.warns.summary())
 		pm.stop(tb)
 		t0 := time.Now()
+		stopProfile := startProfile(tb, *profileDir, fmt.Sprintf("storm-%d-%d.pprof", sc.Agents, i+1))
 		pm = startPMD(tb, cfg)
-		if err := waitOnline(ctx, pm.d, ch, sc.Agents, t0, sc.OnlineTimeout); err != nil {
+		err := waitOnline(ctx, pm.d, ch, sc.Agents, t0, sc.OnlineTimeout)
+		stopProfile()
+		if err != nil {
 			tb.Fatalf("after a restart: %v (pmd: %s)", err, pm.warns.summary())
 		}
 		r := stormResult{Agents: sc.Agents, Online: time.Since(t0)}

@@ -31,15 +31,17 @@ const (
 type Config struct {
 	// TLS is the server configuration every handshake uses. Required.
 	TLS *tls.Config
-	// Workers is how many handshakes run at once (default 8 per GOMAXPROCS: a handshake
-	// also waits for its client).
+	// Workers is how many handshakes run at once (default 32 per GOMAXPROCS: a handshake
+	// spends most of its time waiting for its client, which during a storm is as busy as
+	// the server).
 	Workers int
-	// Queue is how many accepted connections may wait for a worker (default 512); a
-	// connection arriving to a full queue is closed at once.
+	// Queue is how many accepted connections may wait for a worker (default 8192, a fleet's
+	// worth, each a file descriptor); a connection arriving to a full queue is closed at
+	// once.
 	Queue int
-	// MaxWait is how long a connection may wait for a worker (default 3 s): one that waited
+	// MaxWait is how long a connection may wait for a worker (default 8 s): one that waited
 	// longer is closed unfinished, since its client, which waits 10 s for the whole
-	// handshake, is about to give up on it.
+	// handshake, would likely give up on it.
 	MaxWait time.Duration
 	// HandshakeTimeout bounds one handshake once started (default 5 s).
 	HandshakeTimeout time.Duration
@@ -52,13 +54,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
-		c.Workers = 8 * runtime.GOMAXPROCS(0)
+		c.Workers = 32 * runtime.GOMAXPROCS(0)
 	}
 	if c.Queue <= 0 {
-		c.Queue = 512
+		c.Queue = 8192
 	}
 	if c.MaxWait <= 0 {
-		c.MaxWait = 3 * time.Second
+		c.MaxWait = 8 * time.Second
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
