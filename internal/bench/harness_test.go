@@ -47,8 +47,8 @@ const (
 	// (see floor_test.go), heartbeating every envInterval.
 	envMode     = "PMBENCH_MODE"
 	envInterval = "PMBENCH_INTERVAL"
-	readyLine  = "pmbench: starting agents"
-	summaryPfx = "pmbench: "
+	readyLine   = "pmbench: starting agents"
+	summaryPfx  = "pmbench: "
 )
 
 // scenario is one measurement: how many agents and how long each phase lasts.

@@ -212,6 +212,8 @@ func TestShedsWhatWaitedTooLong(t *testing.T) {
 	// A probe that finds the queue full proves the stale one is queued, with its time taken.
 	if err := recv(t, r.dial(), "the probe"); err == nil {
 		t.Fatal("the probe was served")
+	} else if got := r.shedReasons(); len(got) != 1 || got[0] != tlsadmit.ShedQueueFull {
+		t.Fatalf("the probe ended with %v, shed %v; want it shed for a full queue", err, got)
 	}
 	clock.advance(2 * time.Second)
 	r.unhold()
