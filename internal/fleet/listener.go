@@ -66,8 +66,9 @@ func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate
 			},
 		},
 	}
-	// Handshakes are admitted at the rate pmd can finish them (a fleet reconnecting after a
-	// restart would otherwise time every one of them out); the server gets them done.
+	// Handshakes are admitted at the rate pmd can finish them: a fleet reconnecting after a
+	// restart would otherwise slow every one of them past its agent's timeout. The server
+	// gets connections whose handshake is done, and dispatches them by ALPN as before.
 	adm := f.cfg.Admission
 	adm.TLS = cfg
 	adm.Shed = f.cfg.Metrics.HandshakeShed
