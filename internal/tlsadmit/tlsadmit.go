@@ -145,8 +145,9 @@ func (l *Listener) acceptLoop() {
 		select {
 		case l.queue <- waiting{conn: c, since: l.cfg.Now()}:
 		default:
-			c.Close()
+			// Counted first: once closed, the client may already know.
 			l.cfg.Shed(ShedQueueFull)
+			c.Close()
 		}
 	}
 }
@@ -166,8 +167,8 @@ func (l *Listener) worker() {
 			return
 		}
 		if l.cfg.Now().Sub(w.since) > l.cfg.MaxWait {
-			w.conn.Close()
 			l.cfg.Shed(ShedWaited)
+			w.conn.Close()
 			continue
 		}
 		tc := tls.Server(w.conn, l.cfg.TLS)

@@ -277,7 +277,19 @@ func TestClose(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- r.l.Close() }()
-	r.unhold() // the held handshake's callback returns; its connection is already closed
+	// Close has begun once the address refuses connections; only then may the held handshake
+	// go on, to find its connection closed.
+	for deadline := time.Now().Add(guard); ; time.Sleep(5 * time.Millisecond) {
+		c, err := net.Dial("tcp", r.l.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the address still accepts connections while closing")
+		}
+	}
+	r.unhold()
 	if err := recv(t, closed, "Close"); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -288,8 +300,5 @@ func TestClose(t *testing.T) {
 		if err := recv(t, c, "a client"); err == nil {
 			t.Errorf("a client was served after Close")
 		}
-	}
-	if _, err := net.Dial("tcp", r.l.Addr().String()); err == nil {
-		t.Errorf("the address still accepts connections after Close")
 	}
 }
