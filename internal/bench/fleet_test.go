@@ -24,6 +24,10 @@ var profileDir = flag.String("fleet.profiledir", "", "BenchmarkFleet writes CPU 
 //	rtt-c16-p99-ms  the same from 16 callers at once; calls/s is their throughput
 //	list-p50-ms     GET /v1/hosts on the admin API over mTLS (pmctl hosts list), whole fleet
 //	scrape-p50-ms   GET /metrics with metrics-addr on, whole fleet
+//	floor-KB/agent, floor-hb-µs-cpu
+//	                the same hosts holding bare TLS 1.3 connections with the same heartbeat
+//	                bytes and no yamux or HTTP (floor_test.go), measured the same way after
+//	                pmd has stopped; rss-x-floor and cpu-x-floor are pmd's over the floor's
 //
 // The agents run in a child process so that pmd's memory and CPU are its own; both share the
 // machine's cores. A markdown table of all sizes is printed at the end.
@@ -44,6 +48,7 @@ func BenchmarkFleet(b *testing.B) {
 			}
 			// One scenario is minutes long; b.N beyond 1 would only repeat it.
 			res := runScenario(b, fx, sc)
+			res.Floor = runFloor(b, fx, sc)
 			report(b, res)
 			results = append(results, res)
 		})
@@ -81,6 +86,10 @@ func TestFleet(t *testing.T) {
 	if res.AgentSummary == "" {
 		t.Errorf("the agents' process printed no summary")
 	}
+	res.Floor = runFloor(t, fx, scenario{Agents: 5, Heartbeat: 200 * time.Millisecond, CPUBeats: 2, OnlineTimeout: 30 * time.Second})
+	if res.Floor.RSS == 0 || res.Floor.HeartbeatCPU <= 0 {
+		t.Errorf("floor not measured: %+v", res.Floor)
+	}
 	t.Logf("pmd: %s", res.PMDWarnings)
 	t.Logf("agents' process: %s", res.AgentSummary)
 	writeTable(t.Output(), []result{res})
@@ -93,7 +102,11 @@ func TestAgentsChild(t *testing.T) {
 	if manifest == "" {
 		t.Skip("runs only as the agents' process of BenchmarkFleet and TestFleet")
 	}
-	if err := runAgentsFromEnv(manifest, os.Getenv(envServer)); err != nil {
+	run := runAgentsFromEnv
+	if os.Getenv(envMode) == "floor" {
+		run = runFloorFromEnv
+	}
+	if err := run(manifest, os.Getenv(envServer)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -114,6 +127,12 @@ func report(b *testing.B, r result) {
 	b.ReportMetric(float64(r.CallErrors), "call-errors")
 	b.ReportMetric(ms(percentile(r.List, 0.50)), "list-p50-ms")
 	b.ReportMetric(ms(percentile(r.Scrape, 0.50)), "scrape-p50-ms")
+	if f := r.Floor; f.Agents > 0 {
+		b.ReportMetric(float64(f.RSS)/float64(f.Agents)/1024, "floor-KB/agent")
+		b.ReportMetric(float64(f.HeartbeatCPU)/float64(time.Microsecond), "floor-hb-µs-cpu")
+		b.ReportMetric(ratio(r.RSS, f.RSS), "rss-x-floor")
+		b.ReportMetric(ratio(int64(r.HeartbeatCPU), int64(f.HeartbeatCPU)), "cpu-x-floor")
+	}
 	b.Logf("pmd: %s", r.PMDWarnings)
 	b.Logf("agents' process: %s", r.AgentSummary)
 	if r.CallErrors > 0 {
@@ -126,15 +145,30 @@ func report(b *testing.B, r result) {
 
 // writeTable prints results as markdown rows for the README.
 func writeTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | after idle | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s | hosts list p50 | /metrics p50 |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| agents | online | pmd RSS/agent | after idle | heap/agent | heartbeat CPU | idle CPU | GET /v1/info p50 | p99 | 16 callers p99 | calls/s | hosts list p50 | /metrics p50 | floor RSS/agent | pmd ÷ floor | floor heartbeat CPU | pmd ÷ floor |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rs {
 		kb := func(n int64) float64 { return float64(n) / float64(r.Agents) / 1024 }
-		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f | %.1f ms | %.1f ms |\n",
+		f := r.Floor
+		fkb := 0.0
+		if f.Agents > 0 {
+			fkb = float64(f.RSS) / float64(f.Agents) / 1024
+		}
+		fmt.Fprintf(w, "| %d | %.2f s | %.1f KB | %.1f KB | %.1f KB | %.0f µs | %.1f %% | %.2f ms | %.2f ms | %.2f ms | %.0f | %.1f ms | %.1f ms | %.1f KB | %.1f× | %.0f µs | %.1f× |\n",
 			r.Agents, r.Online.Seconds(), kb(r.RSS), kb(r.IdleRSS), kb(r.Heap),
 			float64(r.HeartbeatCPU)/float64(time.Microsecond), 100*r.IdleCPU,
 			ms(percentile(r.Seq, 0.50)), ms(percentile(r.Seq, 0.99)),
 			ms(percentile(r.Conc, 0.99)), r.ConcRate,
-			ms(percentile(r.List, 0.50)), ms(percentile(r.Scrape, 0.50)))
+			ms(percentile(r.List, 0.50)), ms(percentile(r.Scrape, 0.50)),
+			fkb, ratio(r.RSS, f.RSS), float64(f.HeartbeatCPU)/float64(time.Microsecond),
+			ratio(int64(r.HeartbeatCPU), int64(f.HeartbeatCPU)))
 	}
+}
+
+// ratio is a/b, or 0 when b is not positive.
+func ratio(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }

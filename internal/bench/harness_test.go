@@ -43,8 +43,12 @@ const (
 	// envFixture names a directory that keeps pmd's data dir and the enrolled hosts between
 	// runs, so that repeated runs skip enrollment. Unset, everything is in a temporary dir.
 	envFixture = "PMBENCH_FIXTURE"
-	readyLine  = "pmbench: starting agents"
-	summaryPfx = "pmbench: "
+	// envMode "floor" makes the child hold bare TLS connections instead of running agents
+	// (see floor_test.go), heartbeating every envInterval.
+	envMode     = "PMBENCH_MODE"
+	envInterval = "PMBENCH_INTERVAL"
+	readyLine   = "pmbench: starting agents"
+	summaryPfx  = "pmbench: "
 )
 
 // scenario is one measurement: how many agents and how long each phase lasts.
@@ -94,6 +98,8 @@ type result struct {
 	// List and Scrape are sorted durations of the operator's views of the whole fleet:
 	// GET /v1/hosts on the admin API (mTLS, as pmctl hosts list) and GET /metrics.
 	List, Scrape []time.Duration
+	// Floor is the same hosts holding bare TLS connections (floor_test.go).
+	Floor floorResult
 }
 
 // fleetViews is how many times the fleet-wide views are timed.
@@ -251,6 +257,25 @@ func (fx *fixture) enroll(ctx context.Context, d *pmd.Daemon, n int) error {
 	return fx.save()
 }
 
+// ensureEnrolled enrolls hosts until the fixture has n. It runs a pmd of its own:
+// agent.Enroll leaves its HTTP connection idle, and pmd keeps the other end until its idle
+// timeout, so enrollment's connections would still be in a measurement. Stopping this pmd
+// closes them.
+func (fx *fixture) ensureEnrolled(tb testing.TB, n int) {
+	tb.Helper()
+	if len(fx.hosts) >= n {
+		return
+	}
+	began := time.Now()
+	pm := startPMD(tb, fx.config(0))
+	err := fx.enroll(tb.Context(), pm.d, n)
+	pm.stop(tb)
+	if err != nil {
+		tb.Fatalf("enroll: %v", err)
+	}
+	tb.Logf("%d hosts enrolled (%s)", n, time.Since(began).Round(time.Millisecond))
+}
+
 // manifest writes the state dirs of the first n hosts for the child.
 func (fx *fixture) manifest(n int) (string, error) {
 	var b strings.Builder
@@ -266,19 +291,7 @@ func (fx *fixture) manifest(n int) (string, error) {
 func runScenario(tb testing.TB, fx *fixture, sc scenario) (res result) {
 	tb.Helper()
 	ctx := tb.Context()
-	if len(fx.hosts) < sc.Agents {
-		// A pmd of its own: agent.Enroll leaves its HTTP connection idle, and pmd keeps the
-		// other end until its idle timeout, so enrollment's connections would still be in the
-		// measurement. Stopping this pmd closes them.
-		began := time.Now()
-		pm := startPMD(tb, fx.config(sc.Heartbeat))
-		err := fx.enroll(ctx, pm.d, sc.Agents)
-		pm.stop(tb)
-		if err != nil {
-			tb.Fatalf("enroll: %v", err)
-		}
-		tb.Logf("%d hosts enrolled (%s)", sc.Agents, time.Since(began).Round(time.Millisecond))
-	}
+	fx.ensureEnrolled(tb, sc.Agents)
 	pm := startPMD(tb, fx.config(sc.Heartbeat))
 	defer pm.stop(tb)
 	manifest, err := fx.manifest(sc.Agents)
@@ -557,20 +570,21 @@ type child struct {
 	stderr *syncBuffer
 	ready  chan struct{} // closed when the agents are about to start
 	exited chan struct{} // closed when the process has ended
+	flood  chan string   // the flooder's tally, once it has flooded (flood_test.go)
 	mu     sync.Mutex
 	last   string // the child's last summary line
 }
 
 // startChild starts the agents' process; with a profile path it writes a CPU profile of its
-// whole run there.
-func startChild(manifest, server, profile string) (*child, error) {
+// whole run there. env adds variables (envMode, envInterval) to its environment.
+func startChild(manifest, server, profile string, env ...string) (*child, error) {
 	args := []string{"-test.run=^TestAgentsChild$", "-test.bench=^$", "-test.count=1", "-test.timeout=0"}
 	if profile != "" {
 		args = append(args, "-test.cpuprofile="+profile)
 	}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envManifest+"="+manifest, envServer+"="+server)
-	ch := &child{cmd: cmd, stderr: &syncBuffer{}, ready: make(chan struct{}), exited: make(chan struct{})}
+	cmd.Env = append(append(os.Environ(), envManifest+"="+manifest, envServer+"="+server), env...)
+	ch := &child{cmd: cmd, stderr: &syncBuffer{}, ready: make(chan struct{}), exited: make(chan struct{}), flood: make(chan string, 1)}
 	cmd.Stderr = ch.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -591,6 +605,8 @@ func startChild(manifest, server, profile string) (*child, error) {
 			switch {
 			case line == readyLine:
 				close(ch.ready)
+			case strings.HasPrefix(line, floodPfx):
+				ch.flood <- strings.TrimPrefix(line, floodPfx)
 			case strings.HasPrefix(line, summaryPfx):
 				ch.mu.Lock()
 				ch.last = strings.TrimPrefix(line, summaryPfx)
@@ -642,6 +658,9 @@ func runAgentsFromEnv(manifest, server string) error {
 	fmt.Println(readyLine)
 	for _, a := range agents {
 		wg.Go(func() { a.Run(ctx) })
+	}
+	if dir := os.Getenv(envFlood); dir != "" {
+		wg.Go(func() { floodOnSignal(ctx, dir, server) })
 	}
 	io.Copy(io.Discard, os.Stdin)
 	cancel()
@@ -729,8 +748,17 @@ func (c *warnCounter) add(r slog.Record) {
 	if c.count == nil {
 		c.count, c.example = map[string]int{}, map[string]string{}
 	}
-	// net/http's messages carry the peer's address; one line per peer says nothing.
+	// net/http's messages carry the peer's address; one line per peer says nothing. An
+	// error attribute's gist (up to its first colon) tells failures apart.
 	msg := addrRE.ReplaceAllString(r.Message, "ADDR")
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			gist, _, _ := strings.Cut(a.Value.String(), ": ")
+			msg += " (" + addrRE.ReplaceAllString(gist, "ADDR") + ")"
+			return false
+		}
+		return true
+	})
 	c.count[msg]++
 	if c.count[msg] == 1 {
 		var b strings.Builder

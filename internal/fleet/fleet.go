@@ -21,6 +21,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/mtls"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/tlsadmit"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -55,6 +56,12 @@ type Config struct {
 	// ServerCertificate, when set, picks the server certificate at each handshake, so that a
 	// renewed or rotated one is served without a restart; otherwise Serve's cert is used.
 	ServerCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Tunnel is what every agent's session is held to; zero fields take
+	// tunnel.DefaultLimits'.
+	Tunnel tunnel.Limits
+	// Admission bounds the TLS handshakes the agent listener runs at once; zero fields take
+	// tlsadmit's defaults. Its TLS and Shed are set by Serve.
+	Admission tlsadmit.Config
 }
 
 // Observer is told when a host connects and what it reports about its bots. The bots
@@ -79,6 +86,8 @@ type Fleet struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn // by host id
+	// penalties are the hosts whose sessions were cut for going past the tunnel's limits.
+	penalties map[string]*penalty
 	// sessions counts running session goroutines, so Serve returns after they have
 	// recorded their end.
 	sessions sync.WaitGroup
@@ -142,7 +151,7 @@ func New(st *store.Store, ca *pki.CA, cfg Config, log *slog.Logger) *Fleet {
 	if cfg.EnrollRatePerAddress <= 0 {
 		cfg.EnrollRatePerAddress = DefaultEnrollRatePerAddress
 	}
-	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}, refused: map[string]string{}}
+	return &Fleet{store: st, ca: ca, cfg: cfg, log: log, conns: map[string]*conn{}, limits: newLimiters(cfg), retired: map[string]string{}, refused: map[string]string{}, penalties: map[string]*penalty{}}
 }
 
 // HeartbeatInterval is the interval agents are told to use.
@@ -199,7 +208,11 @@ func (f *Fleet) Run(ctx context.Context) {
 func (f *Fleet) sweep() {
 	now := f.cfg.Now()
 	f.mu.Lock()
-	var stale []*conn
+	type cut struct {
+		c      *conn
+		reason string
+	}
+	var stale []cut
 	for _, c := range f.conns {
 		c.mu.Lock()
 		last := c.lastBeat
@@ -207,15 +220,42 @@ func (f *Fleet) sweep() {
 		if last.IsZero() {
 			last = c.since
 		}
-		if now.Sub(last) > missedBeats*f.cfg.HeartbeatInterval || now.After(c.notAfter) {
-			stale = append(stale, c)
+		switch {
+		case now.After(c.notAfter):
+			stale = append(stale, cut{c, cutCertExpired})
+		case now.Sub(last) > missedBeats*f.cfg.HeartbeatInterval:
+			stale = append(stale, cut{c, cutStale})
 		}
 	}
+	f.forgetPenalties(now)
 	f.mu.Unlock()
-	for _, c := range stale {
-		f.log.Warn("closing stale session", "host_id", c.hostID, "session_id", c.sess.ID)
-		c.sess.Close()
+	for _, s := range stale {
+		f.cut(s.c, s.reason)
 	}
+}
+
+// Why pmd ended a session, for the log line and the sessions_cut metric. The tunnel's own
+// reasons (tunnel.LimitError.Reason) are the others.
+const (
+	cutStale       = "stale"
+	cutCertExpired = "cert_expired"
+	cutReplaced    = "replaced"
+	cutRevoked     = "revoked"
+)
+
+// cut ends a session for reason, without waiting: tunnel.Session.Close never blocks, so no
+// caller — the sweep, a replacing session, an operator's revocation — waits on a host.
+// A replaced session is the normal end of a host's old connection and is logged at info
+// level; every other cut at warn.
+func (f *Fleet) cut(c *conn, reason string, attrs ...any) {
+	level := slog.LevelWarn
+	if reason == cutReplaced {
+		level = slog.LevelInfo
+	}
+	f.log.Log(context.Background(), level, "session cut",
+		append([]any{"host_id", c.hostID, "session_id", c.sess.ID, "reason", reason}, attrs...)...)
+	f.cfg.Metrics.SessionCut(reason)
+	c.sess.Close()
 }
 
 // Close ends every session and refuses new ones.
@@ -246,8 +286,7 @@ func (f *Fleet) register(c *conn) {
 	f.conns[c.hostID] = c
 	f.mu.Unlock()
 	if old != nil {
-		f.log.Info("session replaced", "host_id", c.hostID, "old_session_id", old.sess.ID, "session_id", c.sess.ID)
-		old.sess.Close()
+		f.cut(old, cutReplaced, "new_session_id", c.sess.ID)
 	}
 }
 
@@ -268,7 +307,8 @@ func (f *Fleet) session(hostID string) *conn {
 	return f.conns[hostID]
 }
 
-// closeWhere ends every session for which match is true.
+// closeWhere ends every session for which match is true: the host or its certificate was
+// revoked.
 func (f *Fleet) closeWhere(match func(*conn) bool) int {
 	f.mu.Lock()
 	var hit []*conn
@@ -279,7 +319,7 @@ func (f *Fleet) closeWhere(match func(*conn) bool) int {
 	}
 	f.mu.Unlock()
 	for _, c := range hit {
-		c.sess.Close()
+		f.cut(c, cutRevoked)
 	}
 	return len(hit)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/termsafe"
+	"github.com/pocketmolt/pocketmolt/internal/tlsadmit"
 	"github.com/pocketmolt/pocketmolt/internal/token"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -49,7 +50,6 @@ func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate
 	mux.Handle("/", httpapi.NotFound(f.log))
 	srv := &http.Server{
 		Handler:           f.cfg.Metrics.HTTP("agent", mux),
-		TLSConfig:         cfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -66,9 +66,17 @@ func (f *Fleet) Serve(ctx context.Context, ln net.Listener, cert tls.Certificate
 			},
 		},
 	}
+	// Handshakes are admitted at the rate pmd can finish them: a fleet reconnecting after a
+	// restart would otherwise slow every one of them past its agent's timeout. The server
+	// gets connections whose handshake is done, and dispatches them by ALPN as before.
+	adm := f.cfg.Admission
+	adm.TLS = cfg
+	adm.Shed = f.cfg.Metrics.HandshakeShed
+	admitted := tlsadmit.New(ln, adm, f.log.With("listener", "agent"))
 	stop := context.AfterFunc(ctx, f.Close)
 	defer stop()
-	err := httpapi.Serve(ctx, srv, ln)
+	err := httpapi.Serve(ctx, srv, admitted)
+	admitted.Close()
 	f.Close()
 	f.sessions.Wait()
 	return err
@@ -83,9 +91,18 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		return
 	}
 	log := f.log.With("host_id", hostID, "remote", tc.RemoteAddr().String())
+	// A host whose last session was cut for flooding waits out its penalty. Refusals are
+	// counted, not logged: a flooder may reconnect as fast as it likes.
+	if left, ok := f.penalised(hostID, f.cfg.Now()); ok {
+		log.Debug("tunnel refused", "reason", "penalty", "retry_in", left.Round(time.Second).String())
+		f.cfg.Metrics.SessionRefused("penalty")
+		tc.NetConn().Close()
+		return
+	}
 	// Again, since the handshake lets a certificate through when its status cannot be read.
 	if err := f.CheckSerial(serial); err != nil {
 		log.Warn("tunnel refused", "reason", err.Error())
+		f.cfg.Metrics.SessionRefused("certificate")
 		tc.Close()
 		return
 	}
@@ -93,6 +110,7 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 	h, err := f.store.GetHost(ctx, hostID)
 	if err != nil || h.RevokedAt != nil {
 		log.Warn("tunnel refused", "reason", "host unknown or revoked")
+		f.cfg.Metrics.SessionRefused("host")
 		tc.Close()
 		return
 	}
@@ -118,7 +136,13 @@ func (f *Fleet) serveTunnel(tc *tls.Conn) {
 		f.observer.Connected(hostID)
 	}
 
-	err = sess.Serve(f.agentAPI(c, log), log)
+	err = sess.ServeLimited(f.agentAPI(c, log), f.cfg.Tunnel, log)
+	var le *tunnel.LimitError
+	if errors.As(err, &le) {
+		penalty := f.penalise(hostID, f.cfg.Now())
+		f.cfg.Metrics.StreamRefused(le.Reason)
+		f.cut(c, le.Reason, "error", err.Error(), "refused_for", penalty.String())
+	}
 	sess.Close()
 	if f.unregister(c) {
 		if _, err := f.store.ClearSession(ctx, hostID, sess.ID); err != nil {

@@ -27,6 +27,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	sessions *prometheus.CounterVec
 	events   *prometheus.CounterVec
+	tunnel   tunnelMetrics
 }
 
 // NewRegistry returns a registry holding the Go runtime and process collectors.
@@ -58,6 +59,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"action"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.sessions, m.events)
+	m.tunnel = newTunnelMetrics(reg)
 	return m
 }
 

@@ -45,7 +45,9 @@ func pipePair(t *testing.T) (net.Conn, net.Conn) {
 	return a, b
 }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tcpPair(t *testing.T) (net.Conn, net.Conn) { return tcpPairTB(t) }
+
+func tcpPairTB(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -134,7 +136,7 @@ func serve(s *tunnel.Session, h http.Handler) <-chan error {
 }
 
 // recv waits for ch; guard turns a hang into a failure.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
