@@ -221,13 +221,6 @@ func (f *fakeRuntime) relayout(botID, layout string) {
 	f.byBot[botID].c.Layout = layout
 }
 
-// setStartedAt backdates (or postdates) when a bot's container started.
-func (f *fakeRuntime) setStartedAt(botID string, at time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.byBot[botID].c.StartedAt = at
-}
-
 func (f *fakeRuntime) setLogs(text string) {
 	f.mu.Lock()
 	f.logText = text

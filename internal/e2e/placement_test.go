@@ -114,6 +114,7 @@ type switchable struct {
 	down atomic.Bool
 }
 
+//lint:ignore ST1005 the Docker client's own words, capital and all
 var errEngineDown = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
 
 func (s *switchable) Version(ctx context.Context) (string, error) {

@@ -191,7 +191,7 @@ func TestNoSecretInOutput(t *testing.T) {
 	outputs := map[string]string{
 		"String":    tok.String(),
 		"%v":        fmt.Sprintf("%v", tok),
-		"%s":        fmt.Sprintf("%s", tok),
+		"%s":        fmt.Sprintf("%s", tok), //lint:ignore S1025 how %s prints it is what is tested
 		"%+v":       fmt.Sprintf("%+v", tok),
 		"%#v":       fmt.Sprintf("%#v", tok),
 		"%v of &":   fmt.Sprintf("%v", &tok),
