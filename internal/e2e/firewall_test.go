@@ -389,10 +389,7 @@ func TestBotFirewallOnDocker(t *testing.T) {
 
 	t.Run("rules flushed and jumps removed, as a restart or an operator would, come back", func(t *testing.T) {
 		in, fwd, rej := fw.Chains()
-		parent := "DOCKER-USER" // FORWARD when the Engine runs without iptables
-		if exec.Command("iptables", "-w", "-S", parent).Run() != nil {
-			parent = "FORWARD"
-		}
+		const parent = "DOCKER-USER"
 		// In one transaction: the agent checks every 300 ms, and a check between two separate
 		// commands would put back what the next one expects gone.
 		restore := exec.Command("iptables-restore", "-w", "--noflush")

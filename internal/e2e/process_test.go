@@ -127,6 +127,18 @@ func TestBotsSurviveSIGKILLOfAgentAndPMD(t *testing.T) {
 			t.Errorf("pmagent firewall remove: %v\n%s", err, out)
 		}
 	})
+	// The unit installs the rules before the Engine starts at boot; a host not yet enrolled
+	// has nothing to install.
+	if out := run(t, agentBin, "firewall", "install", "--state-dir", t.TempDir(), "--config", "/dev/null"); !strings.Contains(out, "not enrolled yet") {
+		t.Errorf("pmagent firewall install before enrollment: %s", out)
+	}
+	if firewallArgs == nil {
+		out := run(t, agentBin, "firewall", "install", "--state-dir", state, "--config", "/dev/null")
+		chain := "POCKETMOLT-" + docker.BridgePrefix(id.HostID) + "-INPUT"
+		if !strings.Contains(out, "installed the bot firewall rules of host "+id.HostID) || exec.Command("iptables", "-w", "-S", chain).Run() != nil {
+			t.Fatalf("pmagent firewall install: %s; %s missing", out, chain)
+		}
+	}
 	agentRun := func() *proc {
 		return start(t, agentBin, append([]string{"run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms", "--max-backoff", "500ms", "--bot-uid-base", strconv.Itoa(testUIDBase())}, firewallArgs...)...)
 	}

@@ -199,13 +199,12 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 	if err != nil {
 		return err
 	}
-	parent := fwdParent(t)
 	snap := f.snap[fam.name]
-	why := f.drift(t, parent, snap)
+	why := f.drift(t, snap)
 	if why == "" {
 		return nil
 	}
-	if _, err := f.run(ctx, fam.restore, []byte(f.payload(fam, t, parent)), "-w", "--noflush"); err != nil {
+	if _, err := f.run(ctx, fam.restore, []byte(f.payload(fam, t)), "-w", "--noflush"); err != nil {
 		return err
 	}
 	after, err := f.read(ctx, fam)
@@ -220,11 +219,11 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 			return fmt.Errorf("rules did not take: after %s, %s has %d of its %d rules", fam.restore, c, len(got[c]), len(want[c]))
 		}
 	}
-	if !after.jumpFirst("INPUT", f.iface(), f.in) || !after.jumpFirst(parent, f.iface(), f.fwd) {
-		return fmt.Errorf("rules did not take: after %s, the jumps to %s and %s are not both first", fam.restore, f.in, f.fwd)
+	if !after.jumpFirst("INPUT", f.iface(), f.in) || !after.jumpFirst(dockerUser, f.iface(), f.fwd) || !after.leadsTo("FORWARD", dockerUser) {
+		return fmt.Errorf("rules did not take: after %s, the jumps to %s, %s and %s are not all first", fam.restore, f.in, f.fwd, dockerUser)
 	}
 	f.snap[fam.name] = got
-	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "forward_from", parent, "interfaces", f.iface(), "allow", f.allowStrings(fam)}
+	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "interfaces", f.iface(), "allow", f.allowStrings(fam)}
 	if snap == nil {
 		f.log.Info("bot firewall rules installed", attrs...)
 	} else {
@@ -234,7 +233,7 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 }
 
 // drift says how the table differs from what we installed ("" when it does not).
-func (f *Firewall) drift(t table, parent string, snap map[string][]string) string {
+func (f *Firewall) drift(t table, snap map[string][]string) string {
 	if snap == nil {
 		return "not installed by this agent yet"
 	}
@@ -249,33 +248,37 @@ func (f *Firewall) drift(t table, parent string, snap map[string][]string) strin
 	switch {
 	case len(t.jumps("INPUT", f.iface(), f.in)) == 0:
 		return "the jump from INPUT is missing"
-	case len(t.jumps(parent, f.iface(), f.fwd)) == 0:
-		return "the jump from " + parent + " is missing"
+	case !t.chains[dockerUser]:
+		return dockerUser + " is missing"
+	case len(t.jumps(dockerUser, f.iface(), f.fwd)) == 0:
+		return "the jump from " + dockerUser + " is missing"
 	case !t.jumpFirst("INPUT", f.iface(), f.in):
 		return "a rule above the jump from INPUT decides first"
-	case !t.jumpFirst(parent, f.iface(), f.fwd):
-		return "a rule above the jump from " + parent + " decides first"
+	case !t.jumpFirst(dockerUser, f.iface(), f.fwd):
+		return "a rule above the jump from " + dockerUser + " decides first"
+	case !t.leadsTo("FORWARD", dockerUser):
+		return "FORWARD does not jump to " + dockerUser + " first"
 	}
 	return ""
-}
-
-// fwdParent is the chain our forward chain is jumped to from: DOCKER-USER, which the Engine
-// consults before its own forwarding rules, or FORWARD until the Engine has made it.
-func fwdParent(t table) string {
-	if t.chains[dockerUser] {
-		return dockerUser
-	}
-	return "FORWARD"
 }
 
 func (f *Firewall) iface() string { return f.cfg.Bridges + "+" }
 
 // payload is the iptables-restore input that replaces our chains' rules and adds the jumps
 // that t lacks, in one transaction.
-func (f *Firewall) payload(fam family, t table, parent string) string {
+//
+// The forward chain is always jumped to from DOCKER-USER, the Engine's chain for users'
+// forwarding rules, which FORWARD jumps to before the Engine's own accepts. When the Engine
+// has not made it yet — pmagent installs the rules before the Engine starts at boot, so that
+// no bot it restarts is ever unfenced — it is made here, with FORWARD's jump to it: the Engine
+// keeps the chain and its rules when it starts, and only moves its jump to the top again.
+func (f *Firewall) payload(fam family, t table) string {
 	rules := f.render(fam)
 	var b strings.Builder
 	b.WriteString("*filter\n")
+	if !t.chains[dockerUser] {
+		fmt.Fprintf(&b, ":%s - [0:0]\n", dockerUser) // absent: declaring it empties nothing
+	}
 	// Declaring a chain with --noflush creates it or empties it; no other chain is touched.
 	for _, c := range f.chains() {
 		fmt.Fprintf(&b, ":%s - [0:0]\n", c)
@@ -286,7 +289,7 @@ func (f *Firewall) payload(fam family, t table, parent string) string {
 		}
 	}
 	// A jump that is missing, or that a rule above it could overtake, goes (again) to the top.
-	for _, j := range []struct{ chain, target string }{{"INPUT", f.in}, {parent, f.fwd}} {
+	for _, j := range []struct{ chain, target string }{{"INPUT", f.in}, {dockerUser, f.fwd}} {
 		if t.jumpFirst(j.chain, f.iface(), j.target) {
 			continue
 		}
@@ -295,11 +298,16 @@ func (f *Firewall) payload(fam family, t table, parent string) string {
 		}
 		fmt.Fprintf(&b, "-I %s 1 -i %s -j %s\n", j.chain, f.iface(), j.target)
 	}
-	if parent != "FORWARD" {
-		// A jump from FORWARD made before the Engine made DOCKER-USER is no longer needed.
-		for _, r := range t.jumps("FORWARD", f.iface(), f.fwd) {
+	if !t.leadsTo("FORWARD", dockerUser) {
+		for _, r := range t.jumps("FORWARD", "", dockerUser) {
 			b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
 		}
+		fmt.Fprintf(&b, "-I FORWARD 1 -j %s\n", dockerUser)
+	}
+	// A jump from FORWARD to our chain (an earlier agent's, made before DOCKER-USER existed)
+	// is not needed.
+	for _, r := range t.jumps("FORWARD", f.iface(), f.fwd) {
+		b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
@@ -353,7 +361,7 @@ func (f *Firewall) allowStrings(fam family) []string {
 func (f *Firewall) Rules() map[string]string {
 	out := map[string]string{}
 	for _, fam := range []family{ipv4, ipv6} {
-		out[fam.name] = f.payload(fam, table{chains: map[string]bool{dockerUser: true}}, dockerUser)
+		out[fam.name] = f.payload(fam, table{chains: map[string]bool{dockerUser: true}, rules: map[string][]string{"FORWARD": {"-A FORWARD -j " + dockerUser}}})
 	}
 	return out
 }

@@ -204,14 +204,20 @@ func TestPayload(t *testing.T) {
 			not:  []string{"-I FORWARD", "-D "},
 		},
 		{
-			name: "no Engine yet: forward chain jumped to from FORWARD",
+			name: "no Engine yet (boot): DOCKER-USER made, and FORWARD's jump to it",
 			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
-			want: []string{"-I INPUT 1 -i pmab12c+ -j " + in, "-I FORWARD 1 -i pmab12c+ -j " + fwd},
-			not:  []string{"DOCKER-USER"},
+			want: []string{":DOCKER-USER - [0:0]", "-I INPUT 1 -i pmab12c+ -j " + in, "-I DOCKER-USER 1 -i pmab12c+ -j " + fwd, "-I FORWARD 1 -j DOCKER-USER"},
+			not:  []string{"-I FORWARD 1 -i", "-D "},
+		},
+		{
+			name: "a rule above FORWARD's jump to DOCKER-USER: the jump goes back to the top",
+			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n" + jumpIn + "\n" + jumpUser + "\n-A FORWARD -i br-x -j ACCEPT\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+			want: []string{"-D FORWARD -j DOCKER-USER", "-I FORWARD 1 -j DOCKER-USER"},
+			not:  []string{"-I INPUT", "-I DOCKER-USER", ":DOCKER-USER"},
 		},
 		{
 			name: "jumps in place: only the chains are replaced",
-			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n" + jumpIn + "\n" + jumpUser + "\n-A DOCKER-USER -j RETURN\nCOMMIT\n",
+			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n-A FORWARD -j DOCKER-USER\n" + jumpIn + "\n" + jumpUser + "\n-A DOCKER-USER -j RETURN\nCOMMIT\n",
 			want: []string{":" + in + " - [0:0]", "-A " + in + " -j " + rej, "-A " + rej + " -p tcp -j REJECT --reject-with tcp-reset"},
 			not:  []string{"-I ", "-D "},
 		},
@@ -228,7 +234,7 @@ func TestPayload(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := f.payload(ipv4, tab, fwdParent(tab))
+			p := f.payload(ipv4, tab)
 			lines := strings.Split(strings.TrimSpace(p), "\n")
 			if lines[0] != "*filter" || lines[len(lines)-1] != "COMMIT" {
 				t.Errorf("payload is not one filter transaction:\n%s", p)
@@ -243,8 +249,12 @@ func TestPayload(t *testing.T) {
 					t.Errorf("payload has %q:\n%s", n, p)
 				}
 			}
-			// Nothing but our chains is declared (declaring flushes) or appended to.
+			// Nothing but our chains (and a DOCKER-USER that is absent) is declared — declaring
+			// flushes — or appended to.
 			ours := func(l, op string) bool {
+				if op == ":" && l == ":DOCKER-USER - [0:0]" && !tab.chains["DOCKER-USER"] {
+					return true
+				}
 				return strings.HasPrefix(l, op+in+" ") || strings.HasPrefix(l, op+fwd+" ") || strings.HasPrefix(l, op+rej+" ")
 			}
 			for _, l := range lines {
@@ -296,7 +306,7 @@ COMMIT
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tab.chains["DOCKER-USER"] || tab.chains["PREROUTING"] || fwdParent(tab) != "DOCKER-USER" {
+	if !tab.chains["DOCKER-USER"] || tab.chains["PREROUTING"] || !tab.leadsTo("FORWARD", "DOCKER-USER") {
 		t.Errorf("chains %v", tab.chains)
 	}
 	if got := tab.rules["INPUT"]; !slices.Equal(got, []string{"-A INPUT -i pmab12c+ -j POCKETMOLT-pmab12c-INPUT", "-A INPUT -i lo -j ACCEPT"}) {
@@ -310,7 +320,7 @@ COMMIT
 	}
 
 	empty, err := parseSave(nil)
-	if err != nil || !empty.chains["INPUT"] || !empty.chains["FORWARD"] || fwdParent(empty) != "FORWARD" {
+	if err != nil || !empty.chains["INPUT"] || !empty.chains["FORWARD"] || empty.chains["DOCKER-USER"] {
 		t.Errorf("empty output: %v %v", empty.chains, err)
 	}
 	for _, bad := range []string{

@@ -73,16 +73,22 @@ func parseSave(out []byte) (table, error) {
 }
 
 // jumps are the rules of chain that jump to target for traffic in on the interfaces
-// matching iface (e.g. "pmab12c+").
+// matching iface (e.g. "pmab12c+"), or for any traffic when iface is "".
 func (t table) jumps(chain, iface, target string) []string {
 	var out []string
 	for _, r := range t.rules[chain] {
 		f := strings.Fields(r)
-		if hasPair(f, "-j", target) && hasPair(f, "-i", iface) {
+		if hasPair(f, "-j", target) && (iface == "" && len(f) == 4 || iface != "" && hasPair(f, "-i", iface)) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// leadsTo reports whether chain's first rule jumps to target for all traffic.
+func (t table) leadsTo(chain, target string) bool {
+	rs := t.rules[chain]
+	return len(rs) > 0 && rs[0] == "-A "+chain+" -j "+target
 }
 
 // jumpFirst reports whether chain jumps to target for traffic in on iface before any rule that

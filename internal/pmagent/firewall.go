@@ -1,6 +1,7 @@
 package pmagent
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -22,7 +23,7 @@ func firewallFlags(fs *pflag.FlagSet) {
 func newFirewallCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "firewall",
-		Short: "Show or remove the firewall rules that fence this host's bots in",
+		Short: "Show, install or remove the firewall rules that fence this host's bots in",
 	}
 	show := &cobra.Command{
 		Use:   "rules",
@@ -38,6 +39,40 @@ them from INPUT and DOCKER-USER.`,
 			}
 			rules := fw.Rules()
 			fmt.Fprintf(stdout, "# iptables-restore --noflush\n%s# ip6tables-restore --noflush\n%s", rules["ipv4"], rules["ipv6"])
+			return nil
+		},
+	}
+	install := &cobra.Command{
+		Use:   "install",
+		Short: "Install this host's bot firewall rules once, before the Engine starts",
+		Long: `install puts the rules pmagent run keeps in place once and exits. The systemd unit
+runs it before the Docker Engine starts at boot (a reboot loses every rule), so that no
+bot container the Engine restarts is ever unfenced. It makes the Engine's DOCKER-USER
+chain when the Engine has not yet; the Engine keeps it and its rules when it starts.
+A host not enrolled yet has no bots and nothing to install.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			if !cfg.BotFirewall {
+				fmt.Fprintln(stderr, "pmagent: "+firewall.OffWarning)
+				return nil
+			}
+			if _, err := agent.LoadState(cfg.StateDir); errors.Is(err, agent.ErrNotEnrolled) {
+				fmt.Fprintln(stdout, "not enrolled yet: no bots, no rules to install")
+				return nil
+			}
+			fw, hostID, err := firewallFor(cmd, stderr)
+			if err != nil {
+				return err
+			}
+			if err := fw.Ensure(cmd.Context()); err != nil {
+				return err
+			}
+			in, fwd, rej := fw.Chains()
+			fmt.Fprintf(stdout, "installed the bot firewall rules of host %s (chains %s, %s and %s)\n", hostID, in, fwd, rej)
 			return nil
 		},
 	}
@@ -61,12 +96,12 @@ no longer fenced in.`,
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{show, remove} {
+	for _, c := range []*cobra.Command{show, install, remove} {
 		commonFlags(c.Flags())
 		c.Flags().String("bot-subnet-pool", docker.DefaultSubnetPool.String(), "IPv4 range each bot's bridge network takes a /28 from")
 		firewallFlags(c.Flags())
 	}
-	cmd.AddCommand(show, remove)
+	cmd.AddCommand(show, install, remove)
 	return cmd
 }
 
