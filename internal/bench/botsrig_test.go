@@ -140,6 +140,11 @@ func newBotsRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *botsRig {
 		tb.Fatalf("enroll: %v", err)
 	}
 	r.hostID = st.Identity.HostID
+	// pmd holds a host to the memory it enrolled with (a bot per GiB) unless an operator sets
+	// its limit: this host offers what the benchmark declares, as an operator would set it.
+	if _, err := r.admin.SetHost(ctx, r.hostID, wire.HostUpdate{CapacityBots: &opts.Capacity.Bots, CapacityMemoryBytes: &opts.Capacity.MemoryBytes}); err != nil {
+		tb.Fatalf("set the host's capacity: %v", err)
+	}
 	r.agent = r.startAgent(st)
 	r.waitOnline()
 	return r
