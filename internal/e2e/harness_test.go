@@ -161,12 +161,19 @@ func (p *testPMD) enroll(name string) *testAgent {
 	return runAgent(p.t, st)
 }
 
-func runAgent(t *testing.T, st *agent.State) *testAgent {
+func runAgent(t *testing.T, st *agent.State) *testAgent { return runAgentAgainst(t, st, "") }
+
+// runAgentAgainst runs an agent for st that dials to, whatever its identity says, or the
+// address its identity names when to is "".
+func runAgentAgainst(t *testing.T, st *agent.State, to string) *testAgent {
 	ta := &testAgent{t: t, Logs: &syncBuf{}, done: make(chan struct{})}
 	log := slog.New(slog.NewJSONHandler(ta.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ta.A = agent.New(st, nil, "test", log)
 	ta.A.MaxBackoff = 300 * time.Millisecond
 	ta.A.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if to != "" {
+			addr = to
+		}
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err == nil {
 			ta.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -381,29 +380,6 @@ func (im *impostor) handshakes() int {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	return im.completed
-}
-
-// runAgentAgainst runs an agent for st that dials addr whatever its identity says.
-func runAgentAgainst(t *testing.T, st *agent.State, addr string) *testAgent {
-	t.Helper()
-	ta := &testAgent{t: t, Logs: &syncBuf{}, done: make(chan struct{})}
-	log := slog.New(slog.NewJSONHandler(ta.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ta.A = agent.New(st, nil, "test", log)
-	ta.A.MaxBackoff = 300 * time.Millisecond
-	ta.A.Dialer = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			ta.mu.Lock()
-			ta.conns = append(ta.conns, c)
-			ta.mu.Unlock()
-		}
-		return c, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ta.cancel = cancel
-	go func() { defer close(ta.done); ta.A.Run(ctx) }()
-	t.Cleanup(ta.stop)
-	return ta
 }
 
 // pmd rotates its server certificate: a running pmd serves the new one without a restart,
