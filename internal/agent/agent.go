@@ -150,11 +150,7 @@ func (a *Agent) connect(ctx context.Context) (bool, error) {
 }
 
 func (a *Agent) dial(ctx context.Context) (net.Conn, error) {
-	pool, err := a.State.RootPool()
-	if err != nil {
-		return nil, err
-	}
-	cert, _, err := a.State.Certificate()
+	cfg, err := a.State.TunnelTLS()
 	if err != nil {
 		return nil, err
 	}
@@ -163,22 +159,15 @@ func (a *Agent) dial(ctx context.Context) (net.Conn, error) {
 		// The list is pmd's to give; the next heartbeat writes it whole again.
 		a.Log.Warn("revoked server certificates unreadable; the next heartbeat replaces them", "error", err.Error())
 	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		RootCAs:      pool,
-		ServerName:   a.State.Identity.ServerName,
-		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{wire.ProtoTunnel},
-		// After the chain is verified: a server certificate pmd has revoked (rotated out,
-		// perhaps because its key leaked) is refused even though it chains to the root.
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) > 0 {
-				if serial := pki.SerialString(cs.PeerCertificates[0]); slices.Contains(revoked, serial) {
-					return fmt.Errorf("server certificate %s was revoked by pmd: refusing this server", serial)
-				}
+	// After the chain is verified: a server certificate pmd has revoked (rotated out, perhaps
+	// because its key leaked) is refused even though it chains to the root.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 {
+			if serial := pki.SerialString(cs.PeerCertificates[0]); slices.Contains(revoked, serial) {
+				return fmt.Errorf("server certificate %s was revoked by pmd: refusing this server", serial)
 			}
-			return nil
-		},
+		}
+		return nil
 	}
 	dial := a.Dialer
 	if dial == nil {

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // The state dir holds the host's identity. The key never leaves it.
@@ -74,6 +75,26 @@ func LoadState(dir string) (*State, error) {
 	}
 	st.Dir = dir
 	return &st, nil
+}
+
+// TunnelTLS is the client configuration of a tunnel to pmd: TLS 1.3, the host's certificate,
+// pmd's name checked against the pinned root, ALPN wire.ProtoTunnel.
+func (s *State) TunnelTLS() (*tls.Config, error) {
+	pool, err := s.RootPool()
+	if err != nil {
+		return nil, err
+	}
+	cert, _, err := s.Certificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		RootCAs:      pool,
+		ServerName:   s.Identity.ServerName,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{wire.ProtoTunnel},
+	}, nil
 }
 
 // RootPool is the pinned root CA.

@@ -109,18 +109,11 @@ type flooder struct {
 }
 
 func dialFlooder(ctx context.Context, st *agent.State) (*flooder, error) {
-	cert, _, err := st.Certificate()
+	tlsCfg, err := st.TunnelTLS()
 	if err != nil {
 		return nil, err
 	}
-	pool, err := st.RootPool()
-	if err != nil {
-		return nil, err
-	}
-	d := tls.Dialer{Config: &tls.Config{
-		MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: st.Identity.ServerName,
-		Certificates: []tls.Certificate{cert}, NextProtos: []string{wire.ProtoTunnel},
-	}}
+	d := tls.Dialer{Config: tlsCfg}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", st.Identity.Server)
