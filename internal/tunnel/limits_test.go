@@ -138,12 +138,11 @@ func TestStreamCap(t *testing.T) {
 	fmt.Fprint(s, "GET /hold HTTP/1.1\r\nHost: pmd\r\nConnection: close\r\n\r\n")
 	recv(t, h.entered, "the request that took the freed place")
 
-	// One more than the cap: the session is cut.
-	over, err := agent.OpenStream()
-	if err != nil {
-		t.Fatal(err)
+	// One more than the cap: the session is cut. The cut can come before yamux has told
+	// OpenStream its SYN went out, so OpenStream may fail with the session shut down.
+	if over, err := agent.OpenStream(); err == nil {
+		fmt.Fprint(over, "GET /hold HTTP/1.1\r\nHost: pmd\r\n\r\n")
 	}
-	fmt.Fprint(over, "GET /hold HTTP/1.1\r\nHost: pmd\r\n\r\n")
 	wantCut(t, served, pmd, agent, "streams", tunnel.ErrTooManyStreams)
 	select {
 	case <-h.entered:
