@@ -402,3 +402,19 @@ func TestNewStripeClientRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStripeClientGetSubscription measures one call through stripe-go to stripe-mock on
+// loopback: our overhead plus stripe-go's, not Stripe's latency.
+func BenchmarkStripeClientGetSubscription(b *testing.B) {
+	base := stripemock.Start(b)
+	c, err := NewStripeClient(StripeClientConfig{SecretKey: stripeTestKey, APIBase: base})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.GetSubscription(b.Context(), "sub_42"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
