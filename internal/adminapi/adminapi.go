@@ -144,7 +144,13 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeStrict(w, r, 16<<10, &req); err != nil {
 		return err
 	}
-	resp, err := a.Fleet.CreateToken(r.Context(), actor(r), req.Name, time.Duration(req.TTL))
+	var resp wire.TokenResponse
+	var err error
+	if req.ForBot != "" {
+		resp, err = a.Fleet.CreateTokenForBot(r.Context(), actor(r), req.Name, time.Duration(req.TTL), req.ForBot)
+	} else {
+		resp, err = a.Fleet.CreateToken(r.Context(), actor(r), req.Name, time.Duration(req.TTL))
+	}
 	if err != nil {
 		return err
 	}

@@ -152,6 +152,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })
+	g.Go(func() error { return d.Bots.Run(ctx) })
 	g.Go(func() error { d.runServerCert(ctx); return nil })
 	g.Go(func() error {
 		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, *d.certs.cur.Load()))
