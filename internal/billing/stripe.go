@@ -1,6 +1,3 @@
-// Package billing sells plans through Stripe: the Stripe API client, webhook event parsing, and
-// the subscription state machine that turns payments into bots and credits. It is the only
-// package that imports stripe-go.
 package billing
 
 import (
