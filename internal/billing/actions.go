@@ -110,6 +110,7 @@ func (s *Service) activateWithoutStripe(ctx context.Context, userID string, plan
 	}
 	s.log.Info("subscription activated", "user_id", userID, "subscription_id", x.ID, "source", source, "plan", plan.ID, "bot_id", x.BotID)
 	s.kick(hostID)
+	s.converge(ctx, x.ID)
 	return nil
 }
 

@@ -128,7 +128,7 @@ func (s *Service) converge(ctx context.Context, subID string) {
 		_, err = s.bots.Delete(ctx, "billing", x.BotID, true)
 	case want == store.DesiredStopped:
 		_, err = s.bots.SetDesired(ctx, "billing", x.BotID, store.DesiredStopped)
-	case want == store.DesiredRunning && b.Desired == store.DesiredStopped && x.UpdatedAt.After(b.UpdatedAt):
+	case want == store.DesiredRunning && b.Desired == store.DesiredStopped && !x.UpdatedAt.Before(b.UpdatedAt):
 		// Started again only by a change of the subscription since the bot was stopped, so
 		// an operator's stop holds until billing has news.
 		_, err = s.bots.SetDesired(ctx, "billing", x.BotID, store.DesiredRunning)
