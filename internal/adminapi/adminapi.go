@@ -29,6 +29,8 @@ type API struct {
 	Bots   *bots.Service
 	Store  *store.Store
 	Log    *slog.Logger
+	// Customers serves users, subscriptions and credits; nil leaves those routes out.
+	Customers *Customers
 }
 
 type actorKey struct{}
@@ -62,6 +64,7 @@ func (a *API) Handler() http.Handler {
 	route("GET /v1/bots/{ref}/logs", a.botLogs)
 	route("GET /v1/bots/{ref}/health", a.botHealth)
 	route("POST /v1/bots/{ref}/chat", a.chat)
+	a.customerRoutes(route)
 	mux.Handle("/", httpapi.NotFound(a.Log))
 	return mux
 }
