@@ -204,7 +204,9 @@ func (s *Service) Portal(ctx context.Context, userID, returnURL string) (string,
 
 // Cancel ends the customer's subscription at the end of the paid period; Resume takes that
 // back.
-func (s *Service) Cancel(ctx context.Context, userID string) error { return s.setCancel(ctx, userID, true) }
+func (s *Service) Cancel(ctx context.Context, userID string) error {
+	return s.setCancel(ctx, userID, true)
+}
 
 // Resume undoes Cancel while the period lasts.
 func (s *Service) Resume(ctx context.Context, userID string) error {

@@ -329,4 +329,3 @@ func TestSubscribeWithStripe(t *testing.T) {
 		t.Fatalf("Stripe subscription not canceled with the account: %v", e.stripe.canceled)
 	}
 }
-
