@@ -121,7 +121,8 @@ func (s *Service) kick(hostID string) {
 }
 
 // Grant gives a customer a plan for days without Stripe: for friends, tests and
-// self-hosters. It is audited under actor.
+// self-hosters. It is audited under actor. A customer who has not set up their assistant yet
+// gets their bot when they do.
 func (s *Service) Grant(ctx context.Context, actor, userID, planID string, days int) (store.Subscription, error) {
 	plan, ok := s.Plan(planID)
 	if !ok {
@@ -132,9 +133,6 @@ func (s *Service) Grant(ctx context.Context, actor, userID, planID string, days 
 	}
 	if _, err := s.store.GetUser(ctx, userID); errors.Is(err, store.ErrNotFound) {
 		return store.Subscription{}, wire.Errorf(wire.CodeNotFound, "no user %s", userID)
-	}
-	if _, err := s.store.GetAssistant(ctx, userID); errors.Is(err, store.ErrNotFound) {
-		return store.Subscription{}, wire.Errorf(wire.CodeInvalidArgument, "%s has not set up an assistant yet; their bot is made from it", userID)
 	}
 	if err := s.activateWithoutStripe(ctx, userID, plan, store.SourceGrant, time.Duration(days)*24*time.Hour, actor); err != nil {
 		return store.Subscription{}, err

@@ -196,8 +196,25 @@ func TestGrant(t *testing.T) {
 	if _, err := e.svc.Grant(ctx, "admin:ops", e.user, "personal", 14); !isWire(err, wire.CodeConflict) {
 		t.Fatalf("a second grant while the first lasts: %v", err)
 	}
+	// A friend granted a plan before setting up gets their bot when they do.
+	now := e.clock.Now()
+	if err := e.st.CreateUser(ctx, store.User{ID: "u-friend", Email: "friend@example.com", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Grant(ctx, "admin:ops", "u-friend", "pro", 30); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := e.svc.Overview(ctx, "u-friend"); o.Stage != StageOnboarding {
+		t.Fatalf("granted, not set up: stage %s", o.Stage)
+	}
+	if err := e.svc.SaveAssistant(ctx, "u-friend", AssistantInput{Name: "F", PlanID: "pro", Model: "anthropic/claude-sonnet-4-6", WebChat: true, KeyMode: KeyCredits}); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := e.svc.Overview(ctx, "u-friend"); o.Bot == nil || o.CreditsLeft != "$25.00" {
+		t.Fatalf("granted, then set up: %+v", o)
+	}
 	audit, _ := e.st.ListAudit(ctx, 10)
-	if len(audit) == 0 || audit[0].Action != "subscription.grant" || audit[0].Actor != "admin:ops" {
+	if len(audit) < 2 || audit[1].Action != "subscription.grant" || audit[1].Actor != "admin:ops" {
 		t.Fatalf("audit: %+v", audit)
 	}
 	e.clock.add(15 * 24 * time.Hour)

@@ -254,9 +254,29 @@ func (s *Service) SaveAssistant(ctx context.Context, userID string, in Assistant
 		return err
 	}
 	// A plan's change takes effect with the subscription; the model, key and Telegram token
-	// are re-applied to a bot that exists now.
+	// are re-applied to a bot that exists now. A customer who has paid (or was granted a plan)
+	// before setting up gets their bot now.
 	sub, err := s.currentSub(ctx, userID)
-	if err != nil || sub.BotID == "" {
+	if err != nil || !live(sub) {
+		return nil
+	}
+	if sub.BotID == "" {
+		var hostID string
+		err := s.store.InTx(ctx, func(tx *store.Store) error {
+			x, err := tx.GetSubscription(ctx, sub.ID)
+			if err != nil {
+				return err
+			}
+			if hostID, err = s.ensureBot(ctx, tx, &x); err != nil {
+				return err
+			}
+			x.UpdatedAt = s.now()
+			return tx.PutSubscription(ctx, x)
+		})
+		if err != nil {
+			return fmt.Errorf("make your assistant: %w", err)
+		}
+		s.kick(hostID)
 		return nil
 	}
 	apiKey, err := s.botKey(a, sec)
