@@ -137,7 +137,7 @@ func TestDedicatedBotRunsOnItsOwnHost(t *testing.T) {
 	if err != nil || h.DedicatedBot != vip.ID || h.Bots != 1 {
 		t.Fatalf("vip-host: %+v %v", h, err)
 	}
-	if r := ctlRun(t.Context(), ctl, true, nil, "hosts", "get", "vip-host"); !regexp.MustCompile(`\ndedicated to: +bot `+vip.ID+`: it runs no other\n`).MatchString(r.out) {
+	if r := ctlRun(t.Context(), ctl, true, nil, "hosts", "get", "vip-host"); !regexp.MustCompile(`\ndedicated to: +bot ` + vip.ID + `: it runs no other\n`).MatchString(r.out) {
 		t.Fatalf("pmctl hosts get:\n%s%s", r.out, r.errOut)
 	}
 
