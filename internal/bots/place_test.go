@@ -538,7 +538,6 @@ func TestRunPlacesWhenWoken(t *testing.T) {
 	svc.Wait()
 }
 
-
 // BenchmarkPlaceWaiting is one round of the placer: with nothing waiting (what each round
 // costs a fleet with room) and with 1000 bots waiting on 50 full hosts (what each round costs
 // while the fleet has no room; no reason changes, so nothing is written).
