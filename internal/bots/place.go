@@ -117,11 +117,10 @@ func (s *Service) place(ctx context.Context, tx *store.Store, b store.Bot, ref s
 	return h, why, nil
 }
 
-// Why a bot waits.
-const (
-	waitDedicated = "waiting for a dedicated host"
-)
+// waitDedicated is why a dedicated bot waits while no host of its own has enrolled.
+const waitDedicated = "waiting for a dedicated host"
 
+// waitRoom is why a shared bot of mem bytes waits.
 func waitRoom(mem int64) string {
 	return "no host has room for a bot with " + gib(mem) + " of memory"
 }
