@@ -242,10 +242,15 @@ func (s *Service) Create(ctx context.Context, actor string, nb NewBot) (wire.Bot
 	return s.Get(ctx, b.ID)
 }
 
-// CreateTx is Create inside the caller's transaction tx, so that the bot is recorded with
-// whatever else the caller records (a webhook's event) or not at all. With an IdempotencyKey
-// already used it returns that bot, with no error and nothing written; a key used by another
-// owner's bot is a conflict. The caller calls Created with the bot once tx has committed.
+// CreateTx is Create inside the caller's transaction tx (a Store from InTx), so that the bot
+// is recorded with whatever else the caller records (a webhook's event) or not at all. With
+// an IdempotencyKey already used it returns that bot as it is (whatever its desired state),
+// with no error and nothing written; a key used by another owner's bot is a conflict. The
+// caller calls Created with the bot once tx has committed.
+//
+// It takes the placement lock (store.LockPlacement), which tx then holds until it ends: on
+// PostgreSQL every other pmd's placement waits for it, so the caller should commit soon after
+// and not call out to the network in between.
 func (s *Service) CreateTx(ctx context.Context, tx *store.Store, actor string, nb NewBot) (store.Bot, error) {
 	b, err := s.createTx(ctx, tx, actor, nb)
 	if err != nil {

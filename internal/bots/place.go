@@ -41,24 +41,37 @@ func usages(ctx context.Context, st *store.Store) (map[string]usage, error) {
 	return out, nil
 }
 
-// capacityOf is what placement may use of a host: the capacity it declared in its last
-// heartbeat, held to what pmd knows of it (fleet.HostCapacity). A host cannot draw bots to
-// itself by declaring more than it has.
-func capacityOf(h store.Host) wire.Capacity { return fleet.HostCapacity(h).Usable }
+// room is a host as placement sees it: its status and what pmd makes of its capacity
+// (fleet.HostCapacity: what it declared in its last heartbeat, held to what pmd knows of it,
+// so a host cannot draw bots to itself by declaring more than it has). It is worked out once
+// per host and round, not once per bot.
+type room struct {
+	h      store.Host
+	status string
+	cap    fleet.Capacity
+}
 
-// fits says why a bot of mem bytes cannot go on h, or "" if it can.
-func (s *Service) fits(h store.Host, u usage, mem int64) string {
-	switch st := s.fleet.Status(h); {
+func (s *Service) rooms(hs []store.Host) []room {
+	out := make([]room, len(hs))
+	for i, h := range hs {
+		out[i] = room{h: h, status: s.fleet.Status(h), cap: fleet.HostCapacity(h)}
+	}
+	return out
+}
+
+// fits says why a bot of mem bytes cannot go on r, given what its bots take (u), or "" if it
+// can.
+func fits(r room, u usage, mem int64) string {
+	switch st := r.status; {
 	case st == wire.HostDraining:
 		return "is draining"
 	case st != wire.HostOnline:
 		return "is " + st
 	}
-	hc := fleet.HostCapacity(h)
-	c := hc.Usable
+	c := r.cap.Usable
 	switch {
-	case (c.Bots == 0 || c.MemoryBytes == 0) && hc.Refused != "":
-		return "has no usable capacity: " + hc.Refused
+	case (c.Bots == 0 || c.MemoryBytes == 0) && r.cap.Refused != "":
+		return "has no usable capacity: " + r.cap.Refused
 	case c.Bots == 0 && c.MemoryBytes == 0:
 		return "declares no capacity"
 	case u.bots+1 > c.Bots:
@@ -91,7 +104,7 @@ func (s *Service) place(ctx context.Context, tx *store.Store, b store.Bot, ref s
 		if h.DedicatedBot != "" && h.DedicatedBot != b.ID {
 			return store.Host{}, "", wire.Errorf(wire.CodeConflict, "host %s is dedicated to another bot", h.Name)
 		}
-		if why := s.fits(h, us[h.ID], mem); why != "" {
+		if why := fits(s.rooms([]store.Host{h})[0], us[h.ID], mem); why != "" {
 			return store.Host{}, "", wire.Errorf(wire.CodeConflict, "host %s %s", h.Name, why)
 		}
 		return h, "", nil
@@ -100,53 +113,52 @@ func (s *Service) place(ctx context.Context, tx *store.Store, b store.Bot, ref s
 	if err != nil {
 		return store.Host{}, "", err
 	}
-	h, why := s.choose(b, hs, us, mem)
+	h, why := choose(b, s.rooms(hs), us, mem)
 	return h, why, nil
 }
 
-// Why a bot waits.
-const (
-	waitDedicated = "waiting for a dedicated host"
-)
+// waitDedicated is why a dedicated bot waits while no host of its own has enrolled.
+const waitDedicated = "waiting for a dedicated host"
 
+// waitRoom is why a shared bot of mem bytes waits.
 func waitRoom(mem int64) string {
 	return "no host has room for a bot with " + gib(mem) + " of memory"
 }
 
-// choose picks a host for bot b among hs, given what their bots take (us). A shared bot goes
+// choose picks a host for bot b among rs, given what their bots take (us). A shared bot goes
 // on the online, non-draining shared host with room and the most free memory; a dedicated
 // bot only on a host enrolled for it, when that has room. With none, it returns no host and
 // why the bot waits.
-func (s *Service) choose(b store.Bot, hs []store.Host, us map[string]usage, mem int64) (store.Host, string) {
+func choose(b store.Bot, rs []room, us map[string]usage, mem int64) (store.Host, string) {
 	if b.Placement == store.PlacementDedicated {
 		why := waitDedicated
-		for _, h := range hs {
-			if h.DedicatedBot != b.ID {
+		for _, r := range rs {
+			if r.h.DedicatedBot != b.ID {
 				continue
 			}
-			no := s.fits(h, us[h.ID], mem)
+			no := fits(r, us[r.h.ID], mem)
 			if no == "" {
-				return h, ""
+				return r.h, ""
 			}
-			why = waitDedicated + ": its host " + h.Name + " " + no
+			why = waitDedicated + ": its host " + r.h.Name + " " + no
 		}
 		return store.Host{}, why
 	}
 	var best store.Host
 	var bestFree int64 = -1
-	for _, h := range hs {
+	for _, r := range rs {
 		// A dedicated host runs its own bot alone: a shared bot on it would share the
 		// machine of a customer who paid not to.
-		if h.DedicatedBot != "" {
+		if r.h.DedicatedBot != "" {
 			continue
 		}
-		u := us[h.ID]
-		if s.fits(h, u, mem) != "" {
+		u := us[r.h.ID]
+		if fits(r, u, mem) != "" {
 			continue
 		}
-		free := capacityOf(h).MemoryBytes - u.memory
+		free := r.cap.Usable.MemoryBytes - u.memory
 		if free > bestFree {
-			best, bestFree = h, free
+			best, bestFree = r.h, free
 		}
 	}
 	if bestFree < 0 {
@@ -217,6 +229,7 @@ func (s *Service) PlaceWaiting(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		rs := s.rooms(hs)
 		now := s.cfg.Now().UTC()
 		for _, b := range ws {
 			var sp spec
@@ -225,7 +238,7 @@ func (s *Service) PlaceWaiting(ctx context.Context) error {
 				continue
 			}
 			mem := sp.Resources.MemoryBytes
-			h, why := s.choose(b, hs, us, mem)
+			h, why := choose(b, rs, us, mem)
 			if h.ID == "" {
 				if why != b.Waiting {
 					if err := tx.SetBotWaiting(ctx, b.ID, why, now); err != nil {

@@ -25,13 +25,13 @@ import (
 
 type backend struct {
 	name string
-	url  func(t *testing.T) string
+	url  func(tb testing.TB) string
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "pm.db") }},
-		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
+		{"sqlite", func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "pm.db") }},
+		{"postgres", func(tb testing.TB) string { return storetest.PostgresURL(tb) }},
 	}
 }
 
@@ -46,7 +46,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, url string)) {
 	}
 }
 
-func openStore(t *testing.T, url string) *store.Store {
+func openStore(t testing.TB, url string) *store.Store {
 	t.Helper()
 	st, err := store.Open(t.Context(), url)
 	if err != nil {
@@ -95,7 +95,7 @@ func (f *fakeFleet) Client(id string) (*http.Client, error) {
 var _ bots.Fleet = (*fakeFleet)(nil)
 
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	st  *store.Store
 	fl  *fakeFleet
 	svc *bots.Service
@@ -115,7 +115,7 @@ var keyring = func() *secret.Keyring {
 }()
 
 // newRig is one pmd's bots service on the database at url.
-func newRig(t *testing.T, url string) *rig {
+func newRig(t testing.TB, url string) *rig {
 	r := &rig{t: t, st: openStore(t, url), fl: &fakeFleet{online: map[string]bool{}}, now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
 	var mu sync.Mutex
 	clock := func() time.Time {
@@ -536,4 +536,33 @@ func TestRunPlacesWhenWoken(t *testing.T) {
 		t.Fatalf("Run = %v at the end of its context, want nil", err)
 	}
 	svc.Wait()
+}
+
+// BenchmarkPlaceWaiting is one round of the placer: with nothing waiting (what each round
+// costs a fleet with room) and with 1000 bots waiting on 50 full hosts (what each round costs
+// while the fleet has no room; no reason changes, so nothing is written).
+func BenchmarkPlaceWaiting(b *testing.B) {
+	for _, be := range backends() {
+		for _, waiting := range []int{0, 1000} {
+			b.Run(fmt.Sprintf("%s/waiting=%d", be.name, waiting), func(b *testing.B) {
+				r := newRig(b, be.url(b))
+				for i := range 50 {
+					r.addHost(fmt.Sprintf("h%d", i), 1, 2<<30, "")
+					nb := customerBot(fmt.Sprintf("placed-%d", i), "u")
+					nb.Host = fmt.Sprintf("h%d", i)
+					r.create(nb)
+				}
+				for i := range waiting {
+					r.create(customerBot(fmt.Sprintf("w-%d", i), "u"))
+				}
+				r.place() // the reasons settle
+				b.ResetTimer()
+				for b.Loop() {
+					if err := r.svc.PlaceWaiting(b.Context()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }
