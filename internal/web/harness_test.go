@@ -102,6 +102,7 @@ type siteOptions struct {
 	stripe bool // billing with Stripe, not test mode
 	acc    func(*accounts.Config)
 	web    func(*Config)
+	server func(*http.Server)
 }
 
 func newSite(t *testing.T, o siteOptions) *site {
@@ -134,6 +135,9 @@ func newSite(t *testing.T, o siteOptions) *site {
 		t.Fatal(err)
 	}
 	hs.Config.Handler = s.srv
+	if o.server != nil {
+		o.server(hs.Config)
+	}
 	hs.Start()
 	t.Cleanup(hs.Close)
 	return s

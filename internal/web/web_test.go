@@ -817,3 +817,24 @@ func TestEventsEndWithStreamFor(t *testing.T) {
 	}
 	ev.close()
 }
+
+// pmd's public server has read and write timeouts for ordinary pages; a status stream lives
+// past them.
+func TestEventsOutliveServerTimeouts(t *testing.T) {
+	s := newSite(t, siteOptions{server: func(h *http.Server) {
+		h.ReadTimeout, h.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	}})
+	b, uid := s.signup("ada@example.com")
+	b.submit(b.get("/app/setup"), "/app/setup", setupFields())
+	b.submit(b.get("/app"), "/app/subscribe", nil)
+	ev := b.events(t)
+	defer ev.close()
+	if st := ev.next(t); st.Stage != billing.StagePending {
+		t.Fatalf("first event %+v", st)
+	}
+	time.Sleep(time.Second) // past both timeouts
+	s.bill.setStage(uid, billing.StageRunning)
+	if st := ev.next(t); st.Stage != billing.StageRunning {
+		t.Fatalf("event after the timeouts %+v, want running", st)
+	}
+}
