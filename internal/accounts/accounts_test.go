@@ -108,6 +108,11 @@ type harness struct {
 
 func newHarness(t *testing.T, dbURL string, configure func(*Config)) *harness {
 	t.Helper()
+	return newHarnessTB(t, dbURL, configure)
+}
+
+func newHarnessTB(t testing.TB, dbURL string, configure func(*Config)) *harness {
+	t.Helper()
 	st, err := store.Open(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -87,7 +87,7 @@ func (o *outbox) last() string {
 
 // site is a real Server on loopback with a real accounts.Service on SQLite and a fake Billing.
 type site struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	srv   *Server
 	acc   *accounts.Service
@@ -105,7 +105,7 @@ type siteOptions struct {
 	server func(*http.Server)
 }
 
-func newSite(t *testing.T, o siteOptions) *site {
+func newSite(t testing.TB, o siteOptions) *site {
 	t.Helper()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "pm.db"))
 	if err != nil {
@@ -146,7 +146,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 // browser is an HTTP client with its own cookies that does not follow redirects, so tests
 // see each answer.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	site *site
 	c    *http.Client
 	jar  *cookiejar.Jar
@@ -202,7 +202,7 @@ var formRE = regexp.MustCompile(`(?s)<form[^>]*action="([^"]*)"[^>]*>(.*?)</form
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // token returns the form token of the form on p that posts to action.
-func (p *page) token(t *testing.T, action string) string {
+func (p *page) token(t testing.TB, action string) string {
 	t.Helper()
 	for _, m := range formRE.FindAllStringSubmatch(p.body, -1) {
 		if html.UnescapeString(m[1]) == action {
