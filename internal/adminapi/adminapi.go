@@ -29,6 +29,8 @@ type API struct {
 	Bots   *bots.Service
 	Store  *store.Store
 	Log    *slog.Logger
+	// Customers serves users, subscriptions and credits; nil leaves those routes out.
+	Customers *Customers
 }
 
 type actorKey struct{}
@@ -62,6 +64,7 @@ func (a *API) Handler() http.Handler {
 	route("GET /v1/bots/{ref}/logs", a.botLogs)
 	route("GET /v1/bots/{ref}/health", a.botHealth)
 	route("POST /v1/bots/{ref}/chat", a.chat)
+	a.customerRoutes(route)
 	mux.Handle("/", httpapi.NotFound(a.Log))
 	return mux
 }
@@ -144,7 +147,13 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeStrict(w, r, 16<<10, &req); err != nil {
 		return err
 	}
-	resp, err := a.Fleet.CreateToken(r.Context(), actor(r), req.Name, time.Duration(req.TTL))
+	var resp wire.TokenResponse
+	var err error
+	if req.ForBot != "" {
+		resp, err = a.Fleet.CreateTokenForBot(r.Context(), actor(r), req.Name, time.Duration(req.TTL), req.ForBot)
+	} else {
+		resp, err = a.Fleet.CreateToken(r.Context(), actor(r), req.Name, time.Duration(req.TTL))
+	}
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package adminapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -22,8 +24,23 @@ func (a *API) createBot(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeStrict(w, r, 64<<10, &req); err != nil {
 		return err
 	}
-	b, err := a.Bots.Create(r.Context(), actor(r), req)
+	b, err := a.Bots.Create(r.Context(), actor(r), newBot(actor(r), req))
 	return writeBot(w, http.StatusCreated, b, err)
+}
+
+// newBot is what an operator's request makes: a bot the operator owns, with no idempotency
+// key (pmctl does not retry a create).
+func newBot(actor string, req wire.CreateBotRequest) bots.NewBot {
+	placement := req.Placement
+	if placement == "" {
+		placement = bots.PlacementShared
+	}
+	return bots.NewBot{
+		Name: req.Name, Owner: bots.Operator(strings.TrimPrefix(actor, "admin:")),
+		Image: req.Image, Model: req.Model, ToolsProfile: req.ToolsProfile,
+		APIKey: req.APIKey, TelegramToken: req.TelegramToken, Resources: req.Resources,
+		Host: req.Host, Placement: placement, Force: req.Force,
+	}
 }
 
 func (a *API) listBots(w http.ResponseWriter, r *http.Request) error {
@@ -42,10 +59,28 @@ func (a *API) getBot(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) editBot(w http.ResponseWriter, r *http.Request) error {
 	var req wire.EditBotRequest
-	if err := httpapi.DecodeStrict(w, r, 4<<10, &req); err != nil {
+	if err := httpapi.DecodeStrict(w, r, 16<<10, &req); err != nil {
 		return err
 	}
-	b, err := a.Bots.SetDisk(r.Context(), actor(r), r.PathValue("ref"), req.DiskBytes)
+	c := bots.Changes{Model: req.Model, APIKey: req.APIKey, TelegramToken: req.TelegramToken}
+	reconfigure := c.Model != nil || c.APIKey != nil || c.TelegramToken != nil
+	switch {
+	case req.DiskBytes == 0 && !reconfigure:
+		return wire.Errorf(wire.CodeInvalidArgument, "nothing to change: give disk_bytes, model, api_key or telegram_token")
+	case req.DiskBytes != 0 && bots.ValidDisk(req.DiskBytes) != nil:
+		// Checked before anything changes, so a bad limit leaves the rest undone too.
+		return wire.Errorf(wire.CodeInvalidArgument, "%v", bots.ValidDisk(req.DiskBytes))
+	}
+	var b wire.Bot
+	var err error
+	if reconfigure {
+		if b, err = a.Bots.Reconfigure(r.Context(), actor(r), r.PathValue("ref"), c); err != nil {
+			return err
+		}
+	}
+	if req.DiskBytes != 0 {
+		b, err = a.Bots.SetDisk(r.Context(), actor(r), r.PathValue("ref"), req.DiskBytes)
+	}
 	return writeBot(w, http.StatusOK, b, err)
 }
 

@@ -173,3 +173,20 @@ func ValidatePlans(ps []Plan) error {
 	}
 	return nil
 }
+
+// DefaultPlans are sold when pmd.yaml lists none: a shared plan, a bigger shared plan for
+// coding, and a plan with a server of the customer's own. examples/pmd.yaml lists the same.
+func DefaultPlans() []Plan {
+	models := []string{"anthropic/claude-sonnet-4-6", "anthropic/claude-haiku-4-5", "openai/gpt-5.1", "openai/gpt-5-mini"}
+	return []Plan{
+		{ID: "personal", Name: "Personal", Description: "Your own assistant on Telegram, WhatsApp and the web.",
+			Price: "19.00", Currency: "eur", IncludedCredits: "10.00", Placement: PlacementShared, Memory: "2GiB", CPUs: 1,
+			Models: models, ToolsProfile: "messaging", MessagesPerMinute: 10, MessagesPerDay: 500},
+		{ID: "pro", Name: "Pro", Description: "More memory and tools for research and coding.",
+			Price: "39.00", Currency: "eur", IncludedCredits: "25.00", Placement: PlacementShared, Memory: "4GiB", CPUs: 2,
+			Models: models, ToolsProfile: "coding", MessagesPerMinute: 20, MessagesPerDay: 2000},
+		{ID: "dedicated", Name: "Dedicated", Description: "A server of your own, for full tools and privacy.",
+			Price: "49.00", Currency: "eur", IncludedCredits: "10.00", Placement: PlacementDedicated, Memory: "4GiB", CPUs: 2,
+			Models: models, ToolsProfile: "full", MessagesPerMinute: 30, MessagesPerDay: 5000},
+	}
+}

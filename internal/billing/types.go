@@ -100,3 +100,7 @@ type BotView struct {
 	ID, Name, Status, Health, Reason string
 	StartedAt                        *time.Time
 }
+
+// AssistantSecretsAD is the associated data that binds an assistant's sealed secrets to its
+// customer's row.
+func AssistantSecretsAD(userID string) string { return "assistants/" + userID + "/secrets" }

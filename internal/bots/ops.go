@@ -37,9 +37,11 @@ func (s *Service) Get(ctx context.Context, ref string) (wire.Bot, error) {
 	if err != nil {
 		return wire.Bot{}, err
 	}
-	h, err := s.store.GetHost(ctx, b.HostID)
-	if err != nil {
-		return wire.Bot{}, err
+	var h store.Host
+	if b.HostID != "" {
+		if h, err = s.store.GetHost(ctx, b.HostID); err != nil {
+			return wire.Bot{}, err
+		}
 	}
 	return s.toWire(b, h), nil
 }
@@ -50,6 +52,21 @@ func (s *Service) List(ctx context.Context) ([]wire.Bot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.withHosts(ctx, bs)
+}
+
+// ListByOwner returns the bots of one owner (store.OwnerOperator or store.OwnerCustomer, and
+// their id), by name.
+func (s *Service) ListByOwner(ctx context.Context, kind, id string) ([]wire.Bot, error) {
+	bs, err := s.store.ListBotsByOwner(ctx, Owner{Kind: kind, ID: id})
+	if err != nil {
+		return nil, err
+	}
+	return s.withHosts(ctx, bs)
+}
+
+// withHosts converts bots for the wire, with their hosts.
+func (s *Service) withHosts(ctx context.Context, bs []store.Bot) ([]wire.Bot, error) {
 	hs, err := s.store.ListHosts(ctx)
 	if err != nil {
 		return nil, err
@@ -70,7 +87,8 @@ func (s *Service) toWire(b store.Bot, h store.Host) wire.Bot {
 	var sp spec
 	_ = json.Unmarshal(b.Spec, &sp)
 	w := wire.Bot{
-		ID: b.ID, Name: b.Name, HostID: b.HostID, HostName: h.Name, Image: sp.Image, Model: sp.Model,
+		ID: b.ID, Name: b.Name, Owner: ownerString(b.Owner), Placement: b.Placement, Waiting: b.Waiting,
+		HostID: b.HostID, HostName: h.Name, Image: sp.Image, Model: sp.Model,
 		ToolsProfile: sp.ToolsProfile, Telegram: sp.Telegram, Resources: s.resources(sp), Desired: b.Desired,
 		SpecVersion: b.SpecVersion, Purge: b.Purge, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 		Status: wire.BotPending,
@@ -84,6 +102,8 @@ func (s *Service) toWire(b store.Bot, h store.Host) wire.Bot {
 	switch {
 	case b.Desired == store.DesiredDeleted:
 		w.Status = wire.BotDeleting
+	case b.HostID == "":
+		w.Status = wire.BotWaiting
 	case !s.fleet.Reachable(h.ID) && len(b.Observed) > 0:
 		w.Status, w.Health = wire.BotUnknown, ""
 		if w.LastError == "" {
@@ -133,15 +153,26 @@ func (s *Service) Delete(ctx context.Context, actor, ref string, purge bool) (wi
 		if b, err = s.lookup(ctx, tx, ref); err != nil {
 			return err
 		}
-		if err := tx.SetBotDesired(ctx, b.ID, store.DesiredDeleted, purge || b.Purge, now); err != nil {
+		detail := fmt.Sprintf("%s, purge %t", b.ID, purge)
+		if b.HostID == "" {
+			// No host has anything of it: the record goes now.
+			if err := tx.DeleteBot(ctx, b.ID); err != nil {
+				return err
+			}
+			detail = b.ID + ", never placed"
+		} else if err := tx.SetBotDesired(ctx, b.ID, store.DesiredDeleted, purge || b.Purge, now); err != nil {
 			return err
 		}
-		_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: actor, Action: "bot.delete", Target: b.Name,
-			Detail: fmt.Sprintf("%s, purge %t", b.ID, purge)})
+		_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: actor, Action: "bot.delete", Target: b.Name, Detail: detail})
 		return err
 	})
 	if err != nil {
 		return wire.Bot{}, fmt.Errorf("delete bot %s: %w", ref, err)
+	}
+	if b.HostID == "" {
+		s.log.Info("bot deleted", "bot_id", b.ID, "bot", b.Name, "actor", actor)
+		b.Desired, b.Purge, b.UpdatedAt = store.DesiredDeleted, purge, now
+		return s.toWire(b, store.Host{}), nil
 	}
 	s.Kick(b.HostID)
 	return s.Get(ctx, b.ID)
@@ -155,6 +186,9 @@ func (s *Service) agent(ctx context.Context, ref string) (store.Bot, *http.Clien
 	}
 	if b.Desired == store.DesiredDeleted {
 		return b, nil, wire.Errorf(wire.CodeConflict, "bot %s is being deleted", b.Name)
+	}
+	if b.HostID == "" {
+		return b, nil, wire.Errorf(wire.CodeConflict, "bot %s has no host yet: %s", b.Name, b.Waiting)
 	}
 	hc, err := s.fleet.Client(b.HostID)
 	if err != nil {

@@ -15,8 +15,12 @@ import (
 )
 
 // Kick sends a host its desired set in the background, after any sync already running for
-// it, so the host always ends with the newest set.
+// it, so the host always ends with the newest set. A bot with no host has none to tell:
+// Kick("") does nothing.
 func (s *Service) Kick(hostID string) {
+	if hostID == "" {
+		return
+	}
 	s.changed(hostID)
 	s.wg.Add(1)
 	go func() {
@@ -32,8 +36,13 @@ func (s *Service) Kick(hostID string) {
 // Wait waits for background syncs to end.
 func (s *Service) Wait() { s.wg.Wait() }
 
-// Connected is called by the fleet when a host's session opens: the host gets its set.
-func (s *Service) Connected(hostID string) { s.Kick(hostID) }
+// Connected is called by the fleet when a host's session opens: the host gets its set, and
+// the placer looks for bots that wait (the host is online from its first heartbeat, which
+// wakes the placer again: see HostChanged).
+func (s *Service) Connected(hostID string) {
+	s.Kick(hostID)
+	s.wakePlacer()
+}
 
 // Sync sends the host the complete set of bots it should run. A host that is not connected
 // gets it when it connects.
@@ -183,6 +192,7 @@ func (s *Service) observe(ctx context.Context, hostID string, states []wire.BotS
 					return err
 				}
 				s.log.Info("bot deleted", "bot_id", b.ID, "bot", b.Name, "host_id", hostID)
+				s.wakePlacer() // its room on the host is free now
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,8 +21,15 @@ import (
 func Load(cmd *cobra.Command, prefix, path string, optional bool, dst any) error {
 	v := viper.New()
 	v.SetEnvPrefix(prefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
+	// Keys of nested sections (stripe.secret_key) have no flag, so viper knows them only
+	// when told: bind each to its variable (PMD_STRIPE_SECRET_KEY).
+	for _, k := range nestedKeys(reflect.TypeOf(dst), "") {
+		if err := v.BindEnv(k); err != nil {
+			return err
+		}
+	}
 	var bindErr error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Name == "help" || f.Name == "config" || bindErr != nil {
@@ -73,4 +81,34 @@ func cleanErr(err error) error {
 	msg = strings.ReplaceAll(msg, "\n", "; ")
 	msg = strings.ReplaceAll(msg, "* ", "")
 	return errors.New(strings.TrimSpace(msg))
+}
+
+// nestedKeys lists the dotted keys of the leaves of t's struct-typed fields ("stripe.api_base"),
+// by their mapstructure tags. Top-level leaves are left out: their flags bind them.
+func nestedKeys(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Struct && ft.PkgPath() != "time" {
+			out = append(out, nestedKeys(ft, key)...)
+		} else if prefix != "" {
+			out = append(out, key)
+		}
+	}
+	return out
 }

@@ -204,6 +204,8 @@ func TestBadBotRequests(t *testing.T) {
 		{"memory below the minimum", func(r *wire.CreateBotRequest) { r.Resources.MemoryBytes = 512 << 20 }, wire.CodeInvalidArgument, "minimum"},
 		{"bad digest", func(r *wire.CreateBotRequest) { r.Image = "pocketmolt/standin-gateway@sha256:zzz" }, wire.CodeInvalidArgument, "digest"},
 		{"host unknown", func(r *wire.CreateBotRequest) { r.Host = "nowhere" }, wire.CodeNotFound, "nowhere"},
+		{"placement unknown", func(r *wire.CreateBotRequest) { r.Placement = "anywhere" }, wire.CodeInvalidArgument, "placement"},
+		{"dedicated naming a host", func(r *wire.CreateBotRequest) { r.Placement, r.Host = wire.PlacementDedicated, "edge-1" }, wire.CodeInvalidArgument, "dedicated"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

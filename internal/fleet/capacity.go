@@ -166,6 +166,7 @@ func (f *Fleet) SetCapacity(ctx context.Context, actor, ref string, u wire.HostU
 		return wire.Host{}, fmt.Errorf("set host %s: %w", ref, err)
 	}
 	f.noteCapacity(h)
+	f.hostChanged(h.ID)
 	return f.Host(ctx, h.ID)
 }
 

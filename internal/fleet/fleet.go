@@ -77,6 +77,21 @@ type Observer interface {
 	Owners(ctx context.Context, hostID string, ids []string) (foreign, unknown []string, err error)
 }
 
+// RoomObserver is an Observer that also hears when a host may have gained room for bots: its
+// first heartbeat of a session (it is online from then), a change in the capacity it
+// declares, an operator's new capacity limit, and the end of a drain. The bots service
+// implements it to place the bots that wait for a host. It must not block.
+type RoomObserver interface {
+	HostChanged(hostID string)
+}
+
+// hostChanged tells the observer, if it listens, that the host may have room now.
+func (f *Fleet) hostChanged(hostID string) {
+	if o, ok := f.observer.(RoomObserver); ok {
+		o.HostChanged(hostID)
+	}
+}
+
 // Fleet tracks hosts and their sessions. It is safe for concurrent use.
 type Fleet struct {
 	store *store.Store

@@ -19,6 +19,41 @@ const MaxTokenTTL = 7 * 24 * time.Hour
 // CreateToken makes a one-time enrollment token for the host called name, creating the host
 // as pending if it does not exist. A host that has enrolled or was revoked gets no new token.
 func (f *Fleet) CreateToken(ctx context.Context, actor, name string, ttl time.Duration) (wire.TokenResponse, error) {
+	return f.createToken(ctx, actor, name, ttl, "")
+}
+
+// CreateTokenForBot is CreateToken for the dedicated host of one bot, named by id or name:
+// the host enrolled with the token runs that bot and no other. The bot must be placed
+// dedicated and not yet have a host; the token goes if the bot does.
+func (f *Fleet) CreateTokenForBot(ctx context.Context, actor, name string, ttl time.Duration, botRef string) (wire.TokenResponse, error) {
+	if botRef == "" {
+		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "no bot named for the dedicated host %s", name)
+	}
+	return f.createToken(ctx, actor, name, ttl, botRef)
+}
+
+// dedicatedBot finds the bot a dedicated host's token is for, and checks it can have one.
+func dedicatedBot(ctx context.Context, tx *store.Store, ref string) (store.Bot, error) {
+	b, err := tx.GetBot(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		b, err = tx.GetBotByName(ctx, ref)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return b, wire.Errorf(wire.CodeNotFound, "no bot %q", ref)
+	case err != nil:
+		return b, err
+	case b.Desired == store.DesiredDeleted:
+		return b, wire.Errorf(wire.CodeConflict, "bot %s is being deleted", b.Name)
+	case b.Placement != store.PlacementDedicated:
+		return b, wire.Errorf(wire.CodeConflict, "bot %s is placed %s: only a bot placed dedicated gets a host of its own", b.Name, b.Placement)
+	case b.HostID != "":
+		return b, wire.Errorf(wire.CodeConflict, "bot %s already has its host", b.Name)
+	}
+	return b, nil
+}
+
+func (f *Fleet) createToken(ctx context.Context, actor, name string, ttl time.Duration, botRef string) (wire.TokenResponse, error) {
 	if !wire.ValidName(name) {
 		return wire.TokenResponse{}, wire.Errorf(wire.CodeInvalidArgument, "host name %q: %s", name, wire.NameRule)
 	}
@@ -50,11 +85,20 @@ func (f *Fleet) CreateToken(ctx context.Context, actor, name string, ttl time.Du
 			return wire.Errorf(wire.CodeConflict, "host %s is already enrolled; remove it before enrolling it again", name)
 		}
 		t := store.Token{ID: tok.ID, HostID: h.ID, Hash: tok.Hash(), CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		detail := fmt.Sprintf("token %s, expires %s", tok.ID, t.ExpiresAt.Format(time.RFC3339))
+		if botRef != "" {
+			b, err := dedicatedBot(ctx, tx, botRef)
+			if err != nil {
+				return err
+			}
+			t.ForBot = b.ID
+			detail += fmt.Sprintf(", dedicated to bot %s (%s)", b.Name, b.ID)
+		}
 		if err := tx.CreateToken(ctx, t); err != nil {
 			return err
 		}
-		resp = wire.TokenResponse{Token: tok.Encode(), HostID: h.ID, ExpiresAt: t.ExpiresAt, Server: f.cfg.AgentAddress}
-		return audit(ctx, tx, now, actor, "host.token.create", name, fmt.Sprintf("token %s, expires %s", tok.ID, t.ExpiresAt.Format(time.RFC3339)))
+		resp = wire.TokenResponse{Token: tok.Encode(), HostID: h.ID, ExpiresAt: t.ExpiresAt, Server: f.cfg.AgentAddress, ForBot: t.ForBot}
+		return audit(ctx, tx, now, actor, "host.token.create", name, detail)
 	})
 	if err != nil {
 		return wire.TokenResponse{}, fmt.Errorf("create token for %s: %w", name, err)
@@ -144,6 +188,7 @@ func (f *Fleet) toWire(h store.Host) wire.Host {
 		}
 	}
 	w.CertExpiresAt = h.CertExpiresAt
+	w.DedicatedBot = h.DedicatedBot
 	fillCapacity(&w, h)
 	return w
 }
@@ -199,6 +244,9 @@ func (f *Fleet) SetDraining(ctx context.Context, actor, ref string, draining boo
 	})
 	if err != nil {
 		return wire.Host{}, fmt.Errorf("drain host %s: %w", ref, err)
+	}
+	if !draining {
+		f.hostChanged(h.ID)
 	}
 	return f.Host(ctx, h.ID)
 }

@@ -221,6 +221,7 @@ func (f *Fleet) heartbeat(ctx context.Context, w http.ResponseWriter, c *conn, h
 	c.mu.Unlock()
 	if declared && write {
 		f.checkCapacity(ctx, c.hostID)
+		f.hostChanged(c.hostID)
 	}
 	if f.observer != nil {
 		if err := f.observer.Observe(ctx, c.hostID, hb.Bots, hb.Observed); err != nil {

@@ -31,7 +31,7 @@ type Config struct {
 	Username string `mapstructure:"username" yaml:"username,omitempty"`
 	// PasswordFile holds the password (a trailing newline is ignored); never the password
 	// itself in the config, so it stays off command lines and out of config dumps.
-	PasswordFile string `mapstructure:"password-file" yaml:"password-file,omitempty"`
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file,omitempty"`
 	// From is the sender, with or without a name: "PocketMolt <no-reply@example.com>".
 	From string `mapstructure:"from" yaml:"from,omitempty"`
 }
@@ -46,7 +46,7 @@ func (c Config) Enabled() bool { return c.Host != "" }
 func (c Config) Validate() error {
 	if !c.Enabled() {
 		if c.Username != "" || c.PasswordFile != "" {
-			return errors.New("smtp: username or password-file is set but host is empty")
+			return errors.New("smtp: username or password_file is set but host is empty")
 		}
 		return nil
 	}
@@ -57,7 +57,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("smtp: port %d: use 1 to 65535 (0 means %d)", c.Port, DefaultPort)
 	}
 	if (c.Username == "") != (c.PasswordFile == "") {
-		return errors.New("smtp: set both username and password-file, or neither")
+		return errors.New("smtp: set both username and password_file, or neither")
 	}
 	if c.From == "" {
 		return errors.New("smtp: from is empty: set the sender address, such as PocketMolt <no-reply@example.com>")
@@ -107,11 +107,11 @@ func NewSMTP(cfg Config) (*SMTP, error) {
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("smtp: read password-file: %w", err)
+			return nil, fmt.Errorf("smtp: read password_file: %w", err)
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
-			return nil, fmt.Errorf("smtp: password-file %s is empty", cfg.PasswordFile)
+			return nil, fmt.Errorf("smtp: password_file %s is empty", cfg.PasswordFile)
 		}
 		m.password = secret.Secret(pw)
 	}

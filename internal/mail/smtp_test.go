@@ -434,7 +434,7 @@ func TestConfigValidate(t *testing.T) {
 		{"username without host", Config{Username: "u"}, "host is empty"},
 		{"host with port", Config{Host: "smtp.example.com:587", From: "a@example.com"}, "without a port"},
 		{"bad port", Config{Host: "smtp.example.com", Port: 70000, From: "a@example.com"}, "port 70000"},
-		{"username without password", Config{Host: "smtp.example.com", Username: "u", From: "a@example.com"}, "both username and password-file"},
+		{"username without password", Config{Host: "smtp.example.com", Username: "u", From: "a@example.com"}, "both username and password_file"},
 		{"no sender", Config{Host: "smtp.example.com"}, "from is empty"},
 		{"bad sender", Config{Host: "smtp.example.com", From: "not an address"}, "not an email address"},
 	} {

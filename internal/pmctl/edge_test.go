@@ -169,6 +169,7 @@ var destructive = map[string][]string{
 	"pmctl certs revoke":  {"certs", "revoke", "5e1f"},
 	"pmctl bots delete":   {"bots", "delete", "alice", "--purge"},
 	"pmctl admins revoke": {"admins", "revoke", "bob"},
+	"pmctl users disable": {"users", "disable", "alice@example.com"},
 }
 
 func TestDestructiveCommandsNeedYesWithoutTerminal(t *testing.T) {

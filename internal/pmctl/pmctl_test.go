@@ -154,6 +154,7 @@ func fakePMD(arrived chan<- struct{}) http.Handler {
 		wire.WriteJSON(w, 200, wire.AdminRevocation{Name: r.PathValue("name"), Revoked: fixtureAdmins[1:]})
 	})
 	botRoutes(mux)
+	customerRoutes(mux)
 	return mux
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/config"
@@ -76,6 +77,11 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.Duration("agent-cert-ttl", fleet.DefaultAgentCertTTL, "lifetime of agent certificates; agents renew at 2/3")
 	fs.Duration("token-ttl", fleet.DefaultTokenTTL, "default lifetime of enrollment tokens")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.String("public-url", "", "where customers and Stripe reach pmd, e.g. https://app.example.com (default http://<public-addr>)")
+	fs.Duration("billing-grace-period", billing.DefaultGracePeriod, "how long a customer's bot keeps running after a payment fails")
+	fs.Duration("billing-retention", billing.DefaultRetention, "how long an ended subscription's bot and workspace are kept")
+	fs.String("anthropic-api-key-file", "", "file holding the platform's Anthropic key, for customers on included credits")
+	fs.String("openai-api-key-file", "", "file holding the platform's OpenAI key, for customers on included credits")
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
 	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
 	fs.String("bot-disk-limit", bytesize.Format(bots.DefaultDiskLimit), "disk a bot's state and workspace may take on its host, for bots created without --disk; its agent stops a bot over it")

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/bytesize"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
+	"github.com/pocketmolt/pocketmolt/internal/mail"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -45,6 +47,21 @@ type Config struct {
 	// from one source address.
 	EnrollRate           int `mapstructure:"enroll-rate" yaml:"enroll-rate,omitempty"`
 	EnrollRatePerAddress int `mapstructure:"enroll-rate-per-address" yaml:"enroll-rate-per-address,omitempty"`
+	// PublicURL is where customers and Stripe reach pmd (Checkout's return pages, links in
+	// emails); default http://<public-addr>.
+	PublicURL string `mapstructure:"public-url" yaml:"public-url,omitempty"`
+	// Plans are what customers can buy; none configured sells billing.DefaultPlans.
+	Plans  []billing.Plan `mapstructure:"plans" yaml:"plans,omitempty"`
+	Stripe StripeConfig   `mapstructure:"stripe" yaml:"stripe,omitempty"`
+	SMTP   mail.Config    `mapstructure:"smtp" yaml:"smtp,omitempty"`
+	// BillingGracePeriod is how long a past-due customer's bot keeps running;
+	// BillingRetention how long an ended subscription's bot and workspace are kept.
+	BillingGracePeriod time.Duration `mapstructure:"billing-grace-period" yaml:"billing-grace-period,omitempty"`
+	BillingRetention   time.Duration `mapstructure:"billing-retention" yaml:"billing-retention,omitempty"`
+	// AnthropicAPIKeyFile and OpenAIAPIKeyFile hold the platform's own model keys, for
+	// customers on included credits.
+	AnthropicAPIKeyFile string `mapstructure:"anthropic-api-key-file" yaml:"anthropic-api-key-file,omitempty"`
+	OpenAIAPIKeyFile    string `mapstructure:"openai-api-key-file" yaml:"openai-api-key-file,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 	// Admin is init's --admin: the name in the first admin certificate. Never read from a file.
@@ -164,7 +181,7 @@ func (c *Config) Validate() error {
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)
 	}
-	return nil
+	return c.validateCustomers()
 }
 
 // checkDataDir says clearly when the data dir is missing or unusable.

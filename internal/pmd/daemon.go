@@ -13,9 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pocketmolt/pocketmolt/internal/accounts"
 	"github.com/pocketmolt/pocketmolt/internal/adminapi"
 	"github.com/pocketmolt/pocketmolt/internal/admins"
+	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/credits"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/httpapi"
 	"github.com/pocketmolt/pocketmolt/internal/metrics"
@@ -31,6 +34,12 @@ type Daemon struct {
 	CA    *pki.CA
 	Fleet *fleet.Fleet
 	Bots  *bots.Service
+	// Accounts, Billing and Credits are the customers' side: sign-up, subscriptions, credits.
+	Accounts *accounts.Service
+	Billing  *billing.Service
+	Credits  *credits.Ledger
+	// PublicURL is where customers and Stripe reach pmd.
+	PublicURL string
 	// Metrics is nil unless metrics-addr is set.
 	Metrics *metrics.Metrics
 	// Addresses actually bound (useful with ":0"); MetricsAddr is "" when metrics are off.
@@ -135,6 +144,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	}
 	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout, DiskLimit: diskLimit}, log)
 	d.Fleet.SetObserver(d.Bots)
+	if err := d.openCustomers(cfg, kr); err != nil {
+		return nil, err
+	}
 	if d.registry != nil {
 		d.registry.MustRegister(metrics.State{Hosts: d.hosts, Bots: d.Bots.List, Log: log.With("listener", "metrics")})
 	}
@@ -148,10 +160,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"metrics_addr", d.MetricsAddr, "database", redactURL(d.cfg.DatabaseURL()), "root_fingerprint", pki.Fingerprint(d.CA.Root))
 	api := &adminapi.API{
 		Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin"),
-		Admins: &admins.Service{Store: d.Store, CA: d.CA},
+		Admins:    &admins.Service{Store: d.Store, CA: d.CA},
+		Customers: &adminapi.Customers{Accounts: d.Accounts, Billing: d.Billing, Credits: d.Credits},
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })
+	g.Go(func() error { return d.Bots.Run(ctx) })
+	g.Go(func() error { d.Billing.Run(ctx); return nil })
+	g.Go(func() error { return wrap("accounts", d.Accounts.Run(ctx)) })
 	g.Go(func() error { d.runServerCert(ctx); return nil })
 	g.Go(func() error {
 		return wrap("agent listener", d.Fleet.Serve(ctx, d.agents, *d.certs.cur.Load()))
@@ -175,8 +191,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// publicServer serves the public HTTP address: health for load balancers now, the customer
-// page and webhooks later.
+// publicServer serves the public HTTP address: health for load balancers, the customer
+// pages and the webhooks.
 func (d *Daemon) publicServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", httpapi.Handle(d.log, func(w http.ResponseWriter, r *http.Request) error {
@@ -186,6 +202,7 @@ func (d *Daemon) publicServer() *http.Server {
 		wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "hosts_connected": d.Fleet.Connected()})
 		return nil
 	}))
+	mux.Handle("POST /webhooks/stripe", d.Billing.Webhook())
 	mux.Handle("/", httpapi.NotFound(d.log))
 	return &http.Server{
 		Handler:           d.Metrics.HTTP("public", mux),

@@ -122,13 +122,17 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 	}
 	g.Go(func() error { return a.Run(ctx) })
 
+	billingMode := "Stripe"
+	if d.Billing.TestMode() {
+		billingMode = "test billing: Subscribe activates a plan at once, nobody is charged"
+	}
 	fmt.Fprintf(out, `pmd dev is running
-  public:  http://%s
-  admin:   https://%s   pmctl --config %s hosts list
-  agents:  %s   local agent %q, state in %s
-`, d.PublicAddr, d.AdminAddr, filepath.Join(cfg.DataDir, CtlConfigFile), d.AgentAddr, st.Identity.HostName, stateDir)
+  customers: %s   (%s)
+  admin:     https://%s   pmctl --config %s hosts list
+  agents:    %s   local agent %q, state in %s
+`, d.PublicURL, billingMode, d.AdminAddr, filepath.Join(cfg.DataDir, CtlConfigFile), d.AgentAddr, st.Identity.HostName, stateDir)
 	if d.MetricsAddr != "" {
-		fmt.Fprintf(out, "  metrics: http://%s/metrics\n", d.MetricsAddr)
+		fmt.Fprintf(out, "  metrics:   http://%s/metrics\n", d.MetricsAddr)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops it.")
 	return g.Wait()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/config/configtest"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,14 @@ const exampleConfig = "../../examples/pmd.yaml"
 // notInFile are Config keys that the file cannot usefully set: the data dir is read before the
 // file, --force, --admin and --offline-root are init's one-offs, and --bot-shared-uid is dev's.
 var notInFile = []string{"data-dir", "force", "admin", "offline-root", "bot-shared-uid"}
+
+// sections are Config keys that are YAML sections rather than flags: their comment names the
+// variables of their keys (or says there are none), and they have no flag and no default.
+var sections = map[string]string{
+	"plans":  "Not settable from the environment",
+	"stripe": "Env: PMD_STRIPE_SECRET_KEY",
+	"smtp":   "Env: PMD_SMTP_HOST",
+}
 
 // clearEnv hides the developer's PMD_* variables from the loader (viper treats empty as unset).
 func clearEnv(t *testing.T) {
@@ -61,6 +70,9 @@ func TestExampleConfigLoads(t *testing.T) {
 		EnrollRate:           600,
 		EnrollRatePerAddress: 20,
 		BotDiskLimit:         "10GiB",
+		Plans:                examplePlans(),
+		BillingGracePeriod:   billing.DefaultGracePeriod,
+		BillingRetention:     billing.DefaultRetention,
 	}
 	for _, tc := range []struct {
 		name     string
@@ -104,9 +116,24 @@ func TestExampleConfigSetsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromFile.ServerName = nil
+	// The example lists the plans sold without a plans: section, with Stripe prices.
+	if !reflect.DeepEqual(fromFile.Plans, examplePlans()) {
+		t.Errorf("the example's plans are not the default ones:\nexample  %+v\ndefaults %+v", fromFile.Plans, billing.DefaultPlans())
+	}
+	fromFile.Plans = nil
 	if !reflect.DeepEqual(fromFile, defaults) {
 		t.Errorf("example differs from the defaults:\nexample  %+v\ndefaults %+v", fromFile, defaults)
 	}
+}
+
+// examplePlans are the default plans with the example's Stripe prices.
+func examplePlans() []billing.Plan {
+	ps := billing.DefaultPlans()
+	prices := map[string]string{"personal": "price_1PersonalMonthlyEUR", "pro": "price_1ProMonthlyEUR", "dedicated": "price_1DedicatedMonthlyEUR"}
+	for i := range ps {
+		ps[i].StripePriceID = prices[ps[i].ID]
+	}
+	return ps
 }
 
 // TestExampleConfigDocumentsEveryKey checks that each key appears in the example, set or
@@ -127,6 +154,12 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 			doc, ok := configtest.CommentAbove(lines, key)
 			if !ok {
 				t.Fatalf("%s does not document %q (as `%s:` or `# %s:`)", exampleConfig, key, key, key)
+			}
+			if want, ok := sections[key]; ok {
+				if !strings.Contains(doc, want) {
+					t.Errorf("comment on %s does not say %q:\n%s", key, want, doc)
+				}
+				return
 			}
 			if env := "Env: " + envName(key); !strings.Contains(doc, env) {
 				t.Errorf("comment on %s does not say %q:\n%s", key, env, doc)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
@@ -220,6 +221,8 @@ func sealedAD(v store.SealedValue) (string, error) {
 		return keyAD(v.Row), nil
 	case v.Table == "bots" && v.Column == "secrets":
 		return bots.SecretsAD(v.Row), nil
+	case v.Table == "assistants" && v.Column == "secrets":
+		return billing.AssistantSecretsAD(v.Row), nil
 	}
 	return "", fmt.Errorf("re-seal %s: rotate-key does not know this column's associated data", v)
 }

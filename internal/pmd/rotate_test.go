@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
@@ -472,8 +473,9 @@ func TestRotateKeyKeepsBotsAndCA(t *testing.T) {
 	t.Cleanup(func() { stopAgent(); <-agentDone })
 
 	const apiKey = "sk-ant-test-0123456789abcdef"
-	req := wire.CreateBotRequest{Name: "alice", Model: "anthropic/claude-sonnet-4-6", APIKey: apiKey,
-		Resources: wire.Resources{MemoryBytes: 1 << 30, CPUs: 1, PIDs: 256}}
+	// Pinned to the host, so that it is placed there (once the host is online) before pmd stops.
+	req := bots.NewBot{Name: "alice", Owner: bots.Operator("test"), Host: "edge-1", Placement: bots.PlacementShared,
+		Model: "anthropic/claude-sonnet-4-6", APIKey: apiKey, Resources: wire.Resources{MemoryBytes: 1 << 30, CPUs: 1, PIDs: 256}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := d.Bots.Create(ctx, "test", req)

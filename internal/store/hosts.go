@@ -28,14 +28,18 @@ type Host struct {
 	// CapacityBots and CapacityMemoryBytes are an operator's capacity limit; 0 means none.
 	CapacityBots        int
 	CapacityMemoryBytes int64
+	// DedicatedBot is the bot the host runs alone, "" for a shared host. It is set when the
+	// host enrolls with a token made for that bot, and stays when the bot is gone.
+	DedicatedBot string
 }
 
 const hostCols = `id, name, created_at, enrolled_at, last_seen_at, revoked_at, draining, facts, session_id, cert_serial,
-	memory_bytes, capacity_bots, capacity_memory_bytes`
+	memory_bytes, capacity_bots, capacity_memory_bytes, dedicated_bot`
 
 // selectHosts reads hosts with their newest certificate's end in one query.
 const selectHosts = `SELECT h.id, h.name, h.created_at, h.enrolled_at, h.last_seen_at, h.revoked_at, h.draining,
-	h.facts, h.session_id, h.cert_serial, c.not_after, h.memory_bytes, h.capacity_bots, h.capacity_memory_bytes
+	h.facts, h.session_id, h.cert_serial, c.not_after, h.memory_bytes, h.capacity_bots, h.capacity_memory_bytes,
+	h.dedicated_bot
 	FROM hosts h LEFT JOIN certificates c ON c.serial = h.cert_serial`
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -43,30 +47,31 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanHost(r rowScanner) (Host, error) {
 	var (
 		h                       Host
-		session, certSer        sql.NullString
+		session, certSer, ded   sql.NullString
 		facts                   []byte
 		memory, capBots, capMem sql.NullInt64
 	)
 	err := r.Scan(&h.ID, &h.Name, timeCol{&h.CreatedAt}, nullTimeCol{&h.EnrolledAt},
 		nullTimeCol{&h.LastSeenAt}, nullTimeCol{&h.RevokedAt}, &h.Draining, &facts, &session, &certSer,
-		nullTimeCol{&h.CertExpiresAt}, &memory, &capBots, &capMem)
+		nullTimeCol{&h.CertExpiresAt}, &memory, &capBots, &capMem, &ded)
 	if err != nil {
 		return Host{}, err
 	}
 	if len(facts) > 0 {
 		h.Facts = facts
 	}
-	h.SessionID, h.CertSerial = session.String, certSer.String
+	h.SessionID, h.CertSerial, h.DedicatedBot = session.String, certSer.String, ded.String
 	h.MemoryBytes, h.CapacityBots, h.CapacityMemoryBytes = memory.Int64, int(capBots.Int64), capMem.Int64
 	return h, nil
 }
 
 // CreateHost inserts h. It returns ErrConflict if the ID or name is taken.
 func (s *Store) CreateHost(ctx context.Context, h Host) error {
-	_, err := s.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		h.ID, h.Name, h.CreatedAt, h.EnrolledAt, h.LastSeenAt, h.RevokedAt, h.Draining,
 		nullBytes(h.Facts), nullString(h.SessionID), nullString(h.CertSerial),
-		nullPositive(h.MemoryBytes), nullPositive(int64(h.CapacityBots)), nullPositive(h.CapacityMemoryBytes))
+		nullPositive(h.MemoryBytes), nullPositive(int64(h.CapacityBots)), nullPositive(h.CapacityMemoryBytes),
+		nullString(h.DedicatedBot))
 	if err != nil {
 		return fmt.Errorf("create host %s: %w", h.ID, dbErr(err))
 	}

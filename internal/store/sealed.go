@@ -30,6 +30,7 @@ func (v SealedValue) LogValue() slog.Value { return slog.StringValue(v.String())
 var sealedColumns = []struct{ table, key, column string }{
 	{"key_pairs", "name", "key_sealed"},
 	{"bots", "id", "secrets"},
+	{"assistants", "user_id", "secrets"},
 }
 
 // ListSealed returns every sealed value in the database, table by table in a fixed order and

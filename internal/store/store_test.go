@@ -146,7 +146,8 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		mustOK(t, s.CreateHost(ctx, host("h1")))
 		mustOK(t, s.CreateHost(ctx, host("h2")))
 		b := Bot{
-			ID: "b1", Name: "alice", HostID: "h1", Spec: []byte(`{"image":"x"}`), Secrets: "v1:k1:sealed",
+			ID: "b1", Name: "alice", HostID: "h1", Owner: Owner{Kind: OwnerOperator}, Placement: PlacementShared,
+			Spec: []byte(`{"image":"x"}`), Secrets: "v1:k1:sealed",
 			SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0),
 		}
 		mustOK(t, s.CreateBot(ctx, b))
@@ -630,8 +631,8 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		// A key pair whose key is kept elsewhere (an offline root) seals nothing.
 		mustOK(t, s.PutKeyPair(ctx, KeyPair{Name: "offline", CertPEM: []byte("cert"), KeySealed: ""}))
 		bot := func(id string) Bot {
-			return Bot{ID: id, Name: "name-" + id, HostID: "h1", Spec: []byte(`{}`), Secrets: "v1:k1:" + id,
-				SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0)}
+			return Bot{ID: id, Name: "name-" + id, HostID: "h1", Owner: Owner{Kind: OwnerOperator}, Placement: PlacementShared,
+				Spec: []byte(`{}`), Secrets: "v1:k1:" + id, SpecVersion: 1, Desired: DesiredRunning, CreatedAt: ts(0), UpdatedAt: ts(0)}
 		}
 		b1, b2 := bot("b1"), bot("b2")
 		mustOK(t, s.CreateBot(ctx, b2))

@@ -241,7 +241,6 @@ const (
 	CreditGrant  = "grant"  // a paid period's included credits; expire at ExpiresAt
 	CreditAdjust = "adjust" // an operator's adjustment, either sign
 	CreditDebit  = "debit"  // metered model usage (negative)
-	CreditExpire = "expire" // what was left of a grant at its expiry (negative)
 )
 
 // CreditEntry is one line of a customer's credit ledger. Amount is in millionths of a credit.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -27,17 +28,28 @@ type Token struct {
 	UsedAt    *time.Time
 	// InvalidatedAt is when another token of the host enrolled it; nil otherwise.
 	InvalidatedAt *time.Time
+	// ForBot is the bot whose dedicated host the token enrolls, "" for a shared host. The
+	// token goes when the bot does.
+	ForBot string
 }
 
-const tokenCols = `id, host_id, hash, created_at, expires_at, used_at, invalidated_at`
+const tokenCols = `id, host_id, hash, created_at, expires_at, used_at, invalidated_at, for_bot`
+
+func scanToken(r rowScanner) (Token, error) {
+	var t Token
+	var forBot sql.NullString
+	err := r.Scan(&t.ID, &t.HostID, &t.Hash, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.UsedAt}, nullTimeCol{&t.InvalidatedAt}, &forBot)
+	t.ForBot = forBot.String
+	return t, err
+}
 
 // CreateToken inserts t. It returns ErrConflict if the ID is taken and
-// ErrNotFound if the host does not exist.
+// ErrNotFound if the host, or the bot it is for, does not exist.
 func (s *Store) CreateToken(ctx context.Context, t Token) error {
-	_, err := s.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.HostID, t.Hash, t.CreatedAt, t.ExpiresAt, t.UsedAt, t.InvalidatedAt)
+	_, err := s.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.HostID, t.Hash, t.CreatedAt, t.ExpiresAt, t.UsedAt, t.InvalidatedAt, nullString(t.ForBot))
 	if isForeignKey(err) {
-		return fmt.Errorf("create token %s: host %s: %w", t.ID, t.HostID, ErrNotFound)
+		return fmt.Errorf("create token %s: host %s or bot %q: %w", t.ID, t.HostID, t.ForBot, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, dbErr(err))
@@ -55,10 +67,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (Token, error) {
 }
 
 func (s *Store) getToken(ctx context.Context, id string) (Token, error) {
-	var t Token
-	err := s.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.HostID, &t.Hash, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.UsedAt}, nullTimeCol{&t.InvalidatedAt})
-	return t, err
+	return scanToken(s.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
 }
 
 // ListTokens returns the host's tokens, oldest first.
@@ -70,8 +79,8 @@ func (s *Store) ListTokens(ctx context.Context, hostID string) ([]Token, error) 
 	defer rows.Close()
 	var out []Token
 	for rows.Next() {
-		var t Token
-		if err := rows.Scan(&t.ID, &t.HostID, &t.Hash, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, nullTimeCol{&t.UsedAt}, nullTimeCol{&t.InvalidatedAt}); err != nil {
+		t, err := scanToken(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list tokens of host %s: %w", hostID, err)
 		}
 		out = append(out, t)
@@ -85,7 +94,8 @@ func (s *Store) ListTokens(ctx context.Context, hostID string) ([]Token, error) 
 // Enroll redeems token tokenID at now for the certificate cert, atomically:
 // it marks the token used, invalidates every other token of the host, sets
 // the host's enrolled_at to now and its cert_serial to cert.Serial, and
-// inserts cert (whose HostID, if empty, is taken from the token).
+// inserts cert (whose HostID, if empty, is taken from the token). A token made for a bot
+// makes the host that bot's dedicated host.
 //
 // It returns ErrNotFound if the token does not exist, ErrTokenUsed if it was
 // already used, ErrHostEnrolled if its host has enrolled already (with it or
@@ -110,8 +120,8 @@ func (s *Store) Enroll(ctx context.Context, tokenID string, now time.Time, cert 
 		}
 		// The host's row first, so that every enrollment of one host queues here: on
 		// PostgreSQL a second transaction waits for the row lock and then matches no row.
-		n, err := tx.execCount(ctx, `UPDATE hosts SET enrolled_at = ?, cert_serial = ?
-			WHERE id = ? AND enrolled_at IS NULL AND revoked_at IS NULL`, now, cert.Serial, t.HostID)
+		n, err := tx.execCount(ctx, `UPDATE hosts SET enrolled_at = ?, cert_serial = ?, dedicated_bot = ?
+			WHERE id = ? AND enrolled_at IS NULL AND revoked_at IS NULL`, now, cert.Serial, nullString(t.ForBot), t.HostID)
 		if err != nil {
 			return dbErr(err)
 		}

@@ -15,6 +15,15 @@ const (
 	BotFailed   = "failed"   // did not start, or cannot run (see last_error)
 	BotUnknown  = "unknown"  // its host is offline or its container engine is down
 	BotDeleting = "deleting" // delete recorded; done when the host confirms
+	// BotWaiting is a bot with no host yet: none has room for it, or it waits for its
+	// dedicated host. Bot.Waiting says why.
+	BotWaiting = "waiting"
+)
+
+// Placements of a bot.
+const (
+	PlacementShared    = "shared"    // on any shared host with room
+	PlacementDedicated = "dedicated" // alone, on a host enrolled for it (pmctl hosts token create --for-bot)
 )
 
 // Health values of a running bot, from the gateway's probes.
@@ -25,7 +34,7 @@ const (
 )
 
 // KnownBotStatus reports whether status is one a host may report for a bot: every status
-// above but deleting, which only pmd derives. A status added above must be added here too, or
+// above but deleting and waiting, which only pmd derives. A status added above must be added here too, or
 // pmd refuses the heartbeats that carry it.
 func KnownBotStatus(status string) bool {
 	switch status {
@@ -80,21 +89,41 @@ type CreateBotRequest struct {
 	Resources     Resources `json:"resources"`
 	// Force allows memory below the gateway's minimum.
 	Force bool `json:"force,omitempty"`
+	// Placement is PlacementShared (the default) or PlacementDedicated; a dedicated bot waits
+	// for a host enrolled for it and cannot name a host.
+	Placement string `json:"placement,omitempty"`
 }
 
-// EditBotRequest is the body of PATCH /v1/bots/{ref}: what to change in a running bot's
-// spec. Its host applies it without recreating the container.
+// EditBotRequest is the body of PATCH /v1/bots/{ref}: what to change in a bot. Fields left
+// out stay as they are. A new disk limit is applied without recreating the container; a new
+// model, API key or Telegram token bumps the spec version, and the host re-creates the
+// container with them (the workspace stays). Secrets travel only in this request.
 type EditBotRequest struct {
-	// DiskBytes is the new disk limit of the bot's state and workspace.
-	DiskBytes int64 `json:"disk_bytes"`
+	// DiskBytes is the new disk limit of the bot's state and workspace; 0 leaves it.
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+	// Model is the new model, as provider/model. A model of another provider needs its
+	// APIKey too.
+	Model *string `json:"model,omitempty"`
+	// APIKey replaces the model provider's API key.
+	APIKey *string `json:"api_key,omitempty"`
+	// TelegramToken replaces the Telegram bot token; "" removes Telegram.
+	TelegramToken *string `json:"telegram_token,omitempty"`
 }
 
 // Bot is a bot as the admin API shows it.
 type Bot struct {
-	ID           string    `json:"id" yaml:"id"`
-	Name         string    `json:"name" yaml:"name"`
-	HostID       string    `json:"host_id" yaml:"host_id"`
-	HostName     string    `json:"host" yaml:"host"`
+	ID   string `json:"id" yaml:"id"`
+	Name string `json:"name" yaml:"name"`
+	// Owner is who the bot belongs to: "customer:<user id>" or "operator:<admin name>"
+	// ("operator" alone for a bot made before owners were recorded).
+	Owner string `json:"owner" yaml:"owner"`
+	// Placement is PlacementShared or PlacementDedicated.
+	Placement string `json:"placement" yaml:"placement"`
+	// HostID and HostName are "" while the bot waits for a host (Status BotWaiting).
+	HostID   string `json:"host_id" yaml:"host_id"`
+	HostName string `json:"host" yaml:"host"`
+	// Waiting says why the bot has no host yet, "" once it has one.
+	Waiting      string    `json:"waiting,omitempty" yaml:"waiting,omitempty"`
 	Image        string    `json:"image" yaml:"image"`
 	Model        string    `json:"model" yaml:"model"`
 	ToolsProfile string    `json:"tools_profile" yaml:"tools_profile"`

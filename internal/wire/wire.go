@@ -148,6 +148,9 @@ type Host struct {
 	// CapacityRefused says why pmd refused the capacity the host declares; empty when it
 	// accepted it.
 	CapacityRefused string `json:"capacity_refused,omitempty" yaml:"capacity_refused,omitempty"`
+	// DedicatedBot is the id of the bot the host runs alone (it enrolled with a token made
+	// for that bot); "" for a shared host.
+	DedicatedBot string `json:"dedicated_bot,omitempty" yaml:"dedicated_bot,omitempty"`
 }
 
 // Where a host's capacity limit comes from.
@@ -171,6 +174,9 @@ type TokenRequest struct {
 	Name string `json:"name"`
 	// TTL is how long the token stays valid; zero means pmd's default (1 h).
 	TTL Duration `json:"ttl,omitempty"`
+	// ForBot names a bot placed dedicated (by name or id): the host enrolled with the token
+	// runs that bot and no other.
+	ForBot string `json:"for_bot,omitempty"`
 }
 
 // TokenResponse carries a fresh enrollment token. It is shown once and stored only hashed.
@@ -180,6 +186,8 @@ type TokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at" yaml:"expires_at"`
 	// Server is pmd's agent address as a host should dial it (pmagent enroll --server).
 	Server string `json:"server,omitempty" yaml:"server,omitempty"`
+	// ForBot is the id of the bot the host will run alone, "" for a shared host.
+	ForBot string `json:"for_bot,omitempty" yaml:"for_bot,omitempty"`
 }
 
 // Certificate kinds.

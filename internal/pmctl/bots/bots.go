@@ -106,7 +106,12 @@ func botView(b *wire.Bot, now time.Time, tty bool) output.Tabular {
 		host += " (" + b.HostID + ")"
 	}
 	add("host", host)
+	add("owner", b.Owner)
+	if b.Placement == wire.PlacementDedicated {
+		add("placement", "dedicated: a host of its own")
+	}
 	add("status", b.Status)
+	add("waiting", b.Waiting)
 	add("health", b.Health)
 	add("desired", b.Desired)
 	add("progress", b.Progress)

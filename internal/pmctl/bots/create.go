@@ -15,6 +15,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -43,6 +44,8 @@ type CreateOptions struct {
 	CPUs              float64
 	PIDs              int64
 	Force             bool
+	// Placement is "" (pmd's default, shared), wire.PlacementShared or wire.PlacementDedicated.
+	Placement string
 }
 
 // NewCmdCreate returns `bots create`.
@@ -55,6 +58,11 @@ func NewCmdCreate(f *cmdutil.Factory, runF func(context.Context, *CreateOptions)
 		Long: `Create a bot. pmd records it, picks a host unless --host names one, and the host
 pulls the image and starts the gateway in the background: the command returns at once
 with the bot still pending. Watch it with "pmctl bots get <name>".
+
+When no host has room (and --host names none), the bot is recorded waiting, and pmd
+places it as soon as a host has room for it. A bot with --placement dedicated always
+waits for a host of its own: enroll one with
+"pmctl hosts token create <host> --for-bot <name>"; no other bot goes on that host.
 
 The model provider's API key and the Telegram bot token are read from files, "-" meaning
 stdin, with trailing whitespace trimmed. They are sent to pmd only in this request and
@@ -83,6 +91,10 @@ stops the bot while it is over (change it later with "pmctl bots edit --disk").`
 				return cmdutil.FlagErrorf("--cpus must not be negative")
 			case opts.PIDs < 0:
 				return cmdutil.FlagErrorf("--pids must not be negative")
+			case opts.Placement != "" && opts.Placement != wire.PlacementShared && opts.Placement != wire.PlacementDedicated:
+				return cmdutil.FlagErrorf("--placement must be %s or %s", wire.PlacementShared, wire.PlacementDedicated)
+			case opts.Placement == wire.PlacementDedicated && opts.Host != "":
+				return cmdutil.FlagErrorf("--host and --placement dedicated cannot be combined: a dedicated bot goes on the host enrolled for it")
 			}
 			opts.Memory, opts.Disk = int64(memory), int64(disk)
 			if runF != nil {
@@ -104,6 +116,7 @@ stops the bot while it is over (change it later with "pmctl bots edit --disk").`
 	fl.Float64Var(&opts.CPUs, "cpus", 0, "CPU limit, e.g. 1.5 (default: pmd's)")
 	fl.Int64Var(&opts.PIDs, "pids", 0, "process limit (default: pmd's)")
 	fl.BoolVar(&opts.Force, "force", false, "allow less memory than the gateway's minimum")
+	fl.StringVar(&opts.Placement, "placement", "", "shared (any host with room) or dedicated (a host of its own) (default: shared)")
 	_ = cmd.RegisterFlagCompletionFunc("host", completeHostNames(f))
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
@@ -137,6 +150,7 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 		APIKey:        apiKey,
 		Resources:     wire.Resources{MemoryBytes: opts.Memory, CPUs: opts.CPUs, PIDs: opts.PIDs, DiskBytes: opts.Disk},
 		Force:         opts.Force,
+		Placement:     opts.Placement,
 	})
 	if err != nil {
 		return fmt.Errorf("create bot %s: %w", opts.Name, err)
@@ -144,7 +158,15 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 	if err := output.Print(opts.IO.Out, opts.IO.IsTerminal, opts.Format, b, botView(b, opts.Now(), opts.IO.IsTerminal)); err != nil {
 		return err
 	}
-	if opts.Format == output.Table {
+	if opts.Format != output.Table {
+		return nil
+	}
+	switch {
+	case b.Status == wire.BotWaiting && b.Placement == wire.PlacementDedicated:
+		fmt.Fprintf(opts.IO.ErrOut, "Created bot %s: it waits for a host of its own. Enroll one for it with `pmctl hosts token create <host> --for-bot %s`; it starts there once the host is online.\n", b.Name, b.Name)
+	case b.Status == wire.BotWaiting:
+		fmt.Fprintf(opts.IO.ErrOut, "Created bot %s, but it waits: %s. pmd places it as soon as a host has room; watch it with `pmctl bots get %s`.\n", b.Name, termsafe.Line(b.Waiting), b.Name)
+	default:
 		fmt.Fprintf(opts.IO.ErrOut, "Created bot %s: it starts in the background; watch it with `pmctl bots get %s`.\n", b.Name, b.Name)
 	}
 	return nil

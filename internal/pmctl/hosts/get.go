@@ -86,6 +86,9 @@ func hostView(h *wire.Host, now time.Time, tty bool) output.Tabular {
 	if h.CapacityRefused != "" {
 		kv = append(kv, output.KV{Key: "capacity refused", Value: h.CapacityRefused})
 	}
+	if h.DedicatedBot != "" {
+		kv = append(kv, output.KV{Key: "dedicated to", Value: "bot " + h.DedicatedBot + ": it runs no other"})
+	}
 	kv = append(kv, output.KV{Key: "created", Value: when(h.CreatedAt)})
 	add := func(k string, t *time.Time) {
 		if t != nil {

@@ -3,6 +3,8 @@ package hosts
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/output"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/iostreams"
+	"github.com/pocketmolt/pocketmolt/internal/termsafe"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -32,7 +35,10 @@ func NewCmdList(f *cmdutil.Factory, runF func(context.Context, *ListOptions) err
 		Short:   "List hosts",
 		Long: `List every host with its status, its bots against its capacity, agent and Docker
 versions, when pmd last heard from it, and a note when pmd refuses the capacity it
-declares (see "pmctl hosts set"). Piped output has no header and tab-separated columns.`,
+declares (see "pmctl hosts set") or when it is a bot's dedicated host. Piped output has
+no header and tab-separated columns.
+
+When bots wait for a host with room, a warning on stderr names them and why.`,
 		Example: `  pmctl hosts list
   pmctl hosts list -o json`,
 		Args: cmdutil.NoArgs,
@@ -59,6 +65,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	tty := opts.IO.IsTerminal
 	if len(hosts) == 0 && opts.Format == output.Table && tty {
 		fmt.Fprintln(opts.IO.ErrOut, "No hosts yet: create an enrollment token with `pmctl hosts token create <name>`.")
+		warnWaiting(ctx, c, opts.IO.ErrOut)
 		return nil
 	}
 	now := opts.Now()
@@ -89,11 +96,53 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 			}
 		}},
 		output.Column[wire.Host]{Header: "NOTE", Value: func(h wire.Host) string {
+			var notes []string
 			if h.CapacityRefused != "" {
-				return "capacity refused"
+				notes = append(notes, "capacity refused")
 			}
-			return ""
+			if h.DedicatedBot != "" {
+				notes = append(notes, "dedicated to "+h.DedicatedBot)
+			}
+			return strings.Join(notes, ", ")
 		}},
 	)
-	return output.Print(opts.IO.Out, tty, opts.Format, hosts, table)
+	if err := output.Print(opts.IO.Out, tty, opts.Format, hosts, table); err != nil {
+		return err
+	}
+	warnWaiting(ctx, c, opts.IO.ErrOut)
+	return nil
+}
+
+// maxWaitingNamed bounds how many waiting bots the warning names.
+const maxWaitingNamed = 5
+
+// warnWaiting warns on w when bots wait for a host with room, naming them and why. The
+// hosts were listed already: a failure to read the bots only leaves the warning out.
+func warnWaiting(ctx context.Context, c *apiclient.Client, w io.Writer) {
+	bots, err := c.ListBots(ctx)
+	if err != nil {
+		return
+	}
+	var names []string
+	n := 0
+	for _, b := range bots {
+		if b.Status != wire.BotWaiting {
+			continue
+		}
+		n++
+		if len(names) < maxWaitingNamed {
+			names = append(names, termsafe.Line(b.Name)+" ("+termsafe.Line(b.Waiting)+")")
+		}
+	}
+	switch {
+	case n == 0:
+		return
+	case n > len(names):
+		names = append(names, fmt.Sprintf("and %d more", n-len(names)))
+	}
+	verb := "bots wait"
+	if n == 1 {
+		verb = "bot waits"
+	}
+	fmt.Fprintf(w, "warning: %d %s for a host with room: %s\n", n, verb, strings.Join(names, ", "))
 }

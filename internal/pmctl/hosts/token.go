@@ -32,6 +32,8 @@ type TokenCreateOptions struct {
 	Format    output.Format
 	Name      string
 	TTL       time.Duration
+	// ForBot names the bot (placed dedicated) whose host of its own this is.
+	ForBot string
 }
 
 // NewCmdTokenCreate returns `hosts token create`.
@@ -43,9 +45,14 @@ func NewCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *TokenCrea
 		Long: `Create a host record called <name> and a one-time enrollment token for it.
 
 The token is printed once on stdout; pmd keeps only its hash. Run the printed
-"pmagent enroll" command on the new machine before the token expires.`,
+"pmagent enroll" command on the new machine before the token expires.
+
+With --for-bot, the host is the dedicated host of that bot (one created with
+--placement dedicated, waiting for its host): once enrolled and online it runs that
+bot, and no other bot is ever placed on it.`,
 		Example: `  pmctl hosts token create edge-1
-  pmctl hosts token create edge-2 --ttl 15m -o json`,
+  pmctl hosts token create edge-2 --ttl 15m -o json
+  pmctl hosts token create vip-1 --for-bot alice`,
 		Args: cmdutil.ExactArgs(1, "missing host name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
@@ -59,6 +66,7 @@ The token is printed once on stdout; pmd keeps only its hash. Run the printed
 		},
 	}
 	cmd.Flags().DurationVar(&opts.TTL, "ttl", 0, "how long the token stays valid (pmd's default: 1h)")
+	cmd.Flags().StringVar(&opts.ForBot, "for-bot", "", "make the host the dedicated host of this bot (name or id)")
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
 }
@@ -68,7 +76,7 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.CreateHostToken(ctx, wire.TokenRequest{Name: opts.Name, TTL: wire.Duration(opts.TTL)})
+	tok, err := c.CreateHostToken(ctx, wire.TokenRequest{Name: opts.Name, TTL: wire.Duration(opts.TTL), ForBot: opts.ForBot})
 	if err != nil {
 		return fmt.Errorf("create token for host %s: %w", opts.Name, err)
 	}
@@ -82,5 +90,8 @@ func tokenCreateRun(ctx context.Context, opts *TokenCreateOptions) error {
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "Token for host %s, valid until %s (%s). On the host, run:\n  pmagent enroll --server %s --token %s\n",
 		opts.Name, output.Timestamp(tok.ExpiresAt), output.Ago(opts.Now(), tok.ExpiresAt), server, tok.Token)
+	if tok.ForBot != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "The host will run bot %s (%s) and no other.\n", opts.ForBot, tok.ForBot)
+	}
 	return nil
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/certs"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/cmdutil"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/contextcmd"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/credits"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/hosts"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/subs"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/users"
 	"github.com/pocketmolt/pocketmolt/internal/version"
 )
 
@@ -58,6 +61,9 @@ piped, and JSON or YAML with -o.`,
 	cmd.AddCommand(
 		hosts.NewCmdHosts(f),
 		bots.NewCmdBots(f),
+		users.NewCmdUsers(f),
+		subs.NewCmdSubs(f),
+		credits.NewCmdCredits(f),
 		certs.NewCmdCerts(f),
 		admins.NewCmdAdmins(f),
 		audit.NewCmdAudit(f),
