@@ -103,6 +103,9 @@ type siteOptions struct {
 	acc    func(*accounts.Config)
 	web    func(*Config)
 	server func(*http.Server)
+	// billing, when set, makes the Billing the pages use (a real one); site.bill is then the
+	// fake, unused.
+	billing func(t testing.TB, st *store.Store, now func() time.Time, log *slog.Logger) Billing
 }
 
 func newSite(t testing.TB, o siteOptions) *site {
@@ -127,7 +130,11 @@ func newSite(t testing.TB, o siteOptions) *site {
 	if err := billing.ValidatePlans(s.bill.plans); err != nil {
 		t.Fatalf("the test plans are invalid: %v", err)
 	}
-	wcfg := Config{Accounts: s.acc, Billing: s.bill, PublicURL: s.url, Logger: log, Now: s.clock.Now, StatusInterval: 20 * time.Millisecond}
+	var bill Billing = s.bill
+	if o.billing != nil {
+		bill = o.billing(t, st, s.clock.Now, log)
+	}
+	wcfg := Config{Accounts: s.acc, Billing: bill, PublicURL: s.url, Logger: log, Now: s.clock.Now, StatusInterval: 20 * time.Millisecond}
 	if o.web != nil {
 		o.web(&wcfg)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -13,8 +14,8 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
 )
 
-// maxNameChars bounds an assistant's name: it is shown in a heading.
-const maxNameChars = 60
+// maxNameChars bounds an assistant's name (billing's bound): it is shown in a heading.
+const maxNameChars = 40
 
 // e164RE is an E.164 number: +, a country code that does not start with 0, at most 15 digits.
 var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
@@ -148,7 +149,7 @@ func (s *Server) readSetup(r *http.Request, ov billing.Overview) (billing.Assist
 	case n == 0:
 		errs["name"] = "Give your assistant a name."
 	case n > maxNameChars:
-		errs["name"] = "Use at most 60 characters."
+		errs["name"] = "Use at most " + strconv.Itoa(maxNameChars) + " characters."
 	case strings.IndexFunc(in.Name, unicode.IsControl) >= 0 || !utf8.ValidString(in.Name):
 		errs["name"] = "Use letters, digits, spaces and punctuation only."
 	}

@@ -47,6 +47,8 @@ type Billing interface {
 	DeleteCustomer(ctx context.Context, userID string) error
 }
 
+var _ Billing = (*billing.Service)(nil)
+
 // Config is what a Server is made of.
 type Config struct {
 	Accounts *accounts.Service

@@ -309,7 +309,7 @@ func TestSetupBadInput(t *testing.T) {
 		want   string
 	}{
 		{"no name", url.Values{"name": {"  "}}, "name", "Give your assistant a name"},
-		{"long name", url.Values{"name": {strings.Repeat("n", 61)}}, "name", "at most 60"},
+		{"long name", url.Values{"name": {strings.Repeat("n", 41)}}, "name", "at most 40"},
 		{"unknown plan", url.Values{"plan": {"gold"}}, "plan", "Choose one of the plans"},
 		{"model not in the plan", url.Values{"model": {"anthropic/claude-sonnet-4-5"}}, "model", "does not offer this model"},
 		{"telegram without a token", url.Values{"telegram": {"on"}}, "telegram_token", "Paste the token"},
