@@ -131,6 +131,14 @@ func TestJourney(t *testing.T) {
 	b.get("/app").has(t, "<h1>Molt</h1>", `data-stage="running"`)
 	b.get("/login").want(t, http.StatusSeeOther, "/app")
 	b.get("/signup").want(t, http.StatusSeeOther, "/app")
+
+	// No secret reached the log: not the password, the key, the token or the session cookie.
+	logs := s.logs.String()
+	for _, secret := range []string{goodPassword, apiKey, tgToken, sc.Value} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log holds a secret (%d characters)", len(secret))
+		}
+	}
 }
 
 // With Stripe: Subscribe goes to Checkout, the return page confirms, Manage billing goes to
