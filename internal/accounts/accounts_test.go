@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -107,6 +108,11 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, dbURL string, configure func(*Config)) *harness {
+	t.Helper()
+	return newHarnessTB(t, dbURL, configure)
+}
+
+func newHarnessTB(t testing.TB, dbURL string, configure func(*Config)) *harness {
 	t.Helper()
 	st, err := store.Open(t.Context(), dbURL)
 	if err != nil {
@@ -502,7 +508,8 @@ func TestRehashAtLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := h.st.GetUser(ctx, "u-old")
-	if u.PasswordHash == old || !strings.Contains(u.PasswordHash, "m=49152,t=2,p=2") {
+	want := fmt.Sprintf("$m=%d,t=%d,p=%d$", DefaultParams.Memory, DefaultParams.Time, DefaultParams.Threads)
+	if u.PasswordHash == old || !strings.Contains(u.PasswordHash, want) {
 		t.Fatalf("hash after login %q, want it remade with DefaultParams", u.PasswordHash)
 	}
 	if ok, rehash, err := VerifyPassword(goodPassword, u.PasswordHash); !ok || rehash || err != nil {
