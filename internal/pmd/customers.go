@@ -14,6 +14,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/credits"
 	"github.com/pocketmolt/pocketmolt/internal/mail"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
+	"github.com/pocketmolt/pocketmolt/internal/web"
 )
 
 // StripeConfig is the stripe: section. Secrets come from the file settings or the
@@ -71,8 +72,8 @@ func (c *Config) plans() []billing.Plan {
 func (c *Config) validateCustomers() error {
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("public-url %q: want http(s)://host[:port][/path], e.g. https://app.example.com", c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("public-url %q: want http(s)://host[:port] with no path, e.g. https://app.example.com", c.PublicURL)
 		}
 	}
 	if err := billing.ValidatePlans(c.plans()); err != nil {
@@ -200,5 +201,6 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		d.log.Warn("test billing mode: no Stripe secret key is configured, so Subscribe activates plans at once and nobody is charged")
 	}
 	d.Billing = billing.New(d.Store, d.Bots, d.Credits, kr, bc, d.log.With("component", "billing"))
-	return nil
+	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL, Logger: d.log.With("listener", "public")})
+	return err
 }
