@@ -111,6 +111,9 @@ func (c *Config) validateCustomers() error {
 	if c.BillingGracePeriod < 0 || c.BillingGracePeriod > 90*24*time.Hour {
 		return fmt.Errorf("billing-grace-period %s: use 0 (the default, 7 days) up to 90 days", c.BillingGracePeriod)
 	}
+	if c.BillingTestPeriod < 0 || c.BillingTestPeriod > 0 && c.BillingTestPeriod < time.Second {
+		return fmt.Errorf("billing-test-period %s: use at least 1s (the default is 720h)", c.BillingTestPeriod)
+	}
 	if c.BillingRetention < 0 || c.BillingRetention > 365*24*time.Hour {
 		return fmt.Errorf("billing-retention %s: use 0 (the default, 30 days) up to 365 days", c.BillingRetention)
 	}
@@ -178,7 +181,7 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		return err
 	}
 	bc := billing.Config{Plans: cfg.plans(), PublicURL: d.PublicURL, GracePeriod: cfg.BillingGracePeriod,
-		Retention: cfg.BillingRetention, PlatformKeys: keys}
+		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod}
 	key, err := readSecret("stripe.secret_key", cfg.Stripe.SecretKey, cfg.Stripe.SecretKeyFile)
 	if err != nil {
 		return err
