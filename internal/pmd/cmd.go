@@ -78,6 +78,7 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.Duration("token-ttl", fleet.DefaultTokenTTL, "default lifetime of enrollment tokens")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("public-url", "", "where customers and Stripe reach pmd, e.g. https://app.example.com (default http://<public-addr>)")
+	fs.StringSlice("trusted-proxies", nil, "reverse proxies in front of the public listener (addresses or CIDRs) whose X-Forwarded-For names the client")
 	fs.Duration("billing-grace-period", billing.DefaultGracePeriod, "how long a customer's bot keeps running after a payment fails")
 	fs.Duration("billing-retention", billing.DefaultRetention, "how long an ended subscription's bot and workspace are kept")
 	fs.Duration("billing-test-period", billing.DefaultTestPeriod, "length of a paid period in test billing mode (no Stripe key): short for demos that show a period end")

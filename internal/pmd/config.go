@@ -50,6 +50,9 @@ type Config struct {
 	// PublicURL is where customers and Stripe reach pmd (Checkout's return pages, links in
 	// emails); default http://<public-addr>.
 	PublicURL string `mapstructure:"public-url" yaml:"public-url,omitempty"`
+	// TrustedProxies are the reverse proxies in front of the public listener, whose
+	// X-Forwarded-For names the client that rate limits count against.
+	TrustedProxies []string `mapstructure:"trusted-proxies" yaml:"trusted-proxies,omitempty"`
 	// Plans are what customers can buy; none configured sells billing.DefaultPlans.
 	Plans  []billing.Plan `mapstructure:"plans" yaml:"plans,omitempty"`
 	Stripe StripeConfig   `mapstructure:"stripe" yaml:"stripe,omitempty"`

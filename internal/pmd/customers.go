@@ -76,6 +76,9 @@ func (c *Config) validateCustomers() error {
 			return fmt.Errorf("public-url %q: want http(s)://host[:port] with no path, e.g. https://app.example.com", c.PublicURL)
 		}
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		return err
+	}
 	if err := billing.ValidatePlans(c.plans()); err != nil {
 		return fmt.Errorf("plans: %w", err)
 	}
@@ -204,6 +207,11 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		d.log.Warn("test billing mode: no Stripe secret key is configured, so Subscribe activates plans at once and nobody is charged")
 	}
 	d.Billing = billing.New(d.Store, d.Bots, d.Credits, kr, bc, d.log.With("component", "billing"))
-	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL, Logger: d.log.With("listener", "public")})
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL,
+		Logger: d.log.With("listener", "public"), ClientIP: clientIP(proxies)})
 	return err
 }

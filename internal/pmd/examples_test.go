@@ -74,6 +74,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		BillingGracePeriod:   billing.DefaultGracePeriod,
 		BillingRetention:     billing.DefaultRetention,
 		BillingTestPeriod:    billing.DefaultTestPeriod,
+		TrustedProxies:       []string{},
 	}
 	for _, tc := range []struct {
 		name     string
