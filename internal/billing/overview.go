@@ -66,7 +66,11 @@ func (s *Service) Overview(ctx context.Context, userID string) (Overview, error)
 	if err != nil {
 		return Overview{}, err
 	}
-	o.Bot = &BotView{ID: b.ID, Name: b.Name, Status: b.Status, Health: b.Health, Reason: b.LastError, StartedAt: b.StartedAt}
+	reason := b.LastError
+	if b.Status == wire.BotWaiting {
+		reason = b.Waiting
+	}
+	o.Bot = &BotView{ID: b.ID, Name: b.Name, Status: b.Status, Health: b.Health, Reason: reason, StartedAt: b.StartedAt}
 	o.Stage, o.StageText = stageOf(b, x)
 	return o, nil
 }
@@ -81,7 +85,7 @@ func stageOf(b wire.Bot, x store.Subscription) (string, string) {
 	}
 	switch b.Status {
 	case wire.BotWaiting:
-		if strings.Contains(b.LastError, "dedicated") {
+		if strings.Contains(b.Waiting, "dedicated") {
 			return StagePreparing, "We are preparing your assistant's own server. This can take a few minutes."
 		}
 		return StagePreparing, "We are preparing your assistant. It starts as soon as a server has room."
