@@ -4,7 +4,8 @@
 // spends per heartbeat and the round trip of pmd→agent calls, beside a floor: the same hosts
 // holding bare TLS connections. BenchmarkReconnectStorm times 5,000 agents coming back after
 // pmd restarts; BenchmarkFlood times other hosts' heartbeats while one host floods pmd with
-// streams; BenchmarkBots runs bots on the local Docker Engine.
+// streams; BenchmarkBots runs bots on the local Docker Engine; BenchmarkCheckout times a
+// signed Stripe webhook to the customer's bot running, and argon2id and logins.
 //
 //	go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 30m ./internal/bench/
 //

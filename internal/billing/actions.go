@@ -36,7 +36,7 @@ func (s *Service) Subscribe(ctx context.Context, userID string) (string, error) 
 		return "", err
 	}
 	if s.TestMode() {
-		return "/app", s.activateWithoutStripe(ctx, userID, plan, store.SourceTest, TestPeriod, customerActor(userID))
+		return "/app", s.activateWithoutStripe(ctx, userID, plan, store.SourceTest, s.cfg.TestPeriod, customerActor(userID))
 	}
 	if plan.StripePriceID == "" {
 		return "", wire.Errorf(wire.CodeUnavailable, "this plan cannot be bought online yet; contact us")

@@ -114,7 +114,7 @@ func TestTestBillingMode(t *testing.T) {
 				t.Fatalf("after Subscribe, with no host: %+v, %v", o, err)
 			}
 			// Renewed each period while not canceled; a new period's credits, not carried over.
-			e.clock.add(TestPeriod + time.Minute)
+			e.clock.add(DefaultTestPeriod + time.Minute)
 			if err := e.svc.Sweep(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestTestBillingMode(t *testing.T) {
 			if got := e.state(t); got.status != "active" || got.desired != store.DesiredRunning {
 				t.Fatalf("canceled at period end, within the period: %+v", got)
 			}
-			e.clock.add(TestPeriod)
+			e.clock.add(DefaultTestPeriod)
 			if err := e.svc.Sweep(ctx); err != nil {
 				t.Fatal(err)
 			}

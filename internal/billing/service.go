@@ -26,8 +26,10 @@ const (
 	DefaultGracePeriod      = 7 * 24 * time.Hour
 	DefaultRetention        = 30 * 24 * time.Hour
 	DefaultWebhookTolerance = 5 * time.Minute
-	// TestPeriod is the length of a period in test billing mode.
-	TestPeriod = 30 * 24 * time.Hour
+	// DefaultTestPeriod is the length of a period in test billing mode.
+	DefaultTestPeriod = 30 * 24 * time.Hour
+	// DefaultSweepInterval is how often Run looks for subscriptions whose time has come.
+	DefaultSweepInterval = 30 * time.Second
 )
 
 // Config is the billing service's configuration.
@@ -51,7 +53,13 @@ type Config struct {
 	// for customers on included credits. A provider without one is offered only with the
 	// customer's own key.
 	PlatformKeys map[string]string
-	Now          func() time.Time
+	// TestPeriod is a period's length in test billing mode (DefaultTestPeriod when 0): short
+	// for demos and tests that want to see a period end.
+	TestPeriod time.Duration
+	// SweepInterval is how often Run looks for subscriptions whose time has come
+	// (DefaultSweepInterval when 0, and never more than a quarter of TestPeriod).
+	SweepInterval time.Duration
+	Now           func() time.Time
 }
 
 // Bots is what billing needs of the bots service.
@@ -93,6 +101,13 @@ func New(st *store.Store, b Bots, ledger *credits.Ledger, keys *secret.Keyring, 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.TestPeriod <= 0 {
+		cfg.TestPeriod = DefaultTestPeriod
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	cfg.SweepInterval = min(cfg.SweepInterval, max(cfg.TestPeriod/4, 100*time.Millisecond))
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{store: st, bots: b, ledger: ledger, keys: keys, cfg: cfg, log: log}
 }

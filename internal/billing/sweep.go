@@ -9,16 +9,13 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-// SweepInterval is how often Run looks for subscriptions whose time has come.
-const SweepInterval = 30 * time.Second
-
 // Run keeps bots in step with subscriptions as time passes, until ctx ends: a grace period
 // that ran out stops the bot; a period without Stripe (a grant, test billing) that ended
 // ends its subscription — or renews, in test billing mode; an ended subscription's bot is
 // deleted with its workspace after the retention period. Everything it does is recorded
 // state, so a pmd that restarts picks up where this one left off.
 func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(SweepInterval)
+	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
@@ -61,7 +58,7 @@ func (s *Service) endOrRenew(ctx context.Context, x store.Subscription) error {
 	renew := x.Source == store.SourceTest && !x.CancelAtPeriodEnd && ok
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
 		if renew {
-			start, end := *x.PeriodEnd, x.PeriodEnd.Add(TestPeriod)
+			start, end := *x.PeriodEnd, x.PeriodEnd.Add(s.cfg.TestPeriod)
 			x.PeriodStart, x.PeriodEnd = &start, &end
 			if _, err := s.ledger.GrantPeriod(ctx, tx, x.UserID, x.ID, plan.Credits(), start, end); err != nil {
 				return err

@@ -80,6 +80,7 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.String("public-url", "", "where customers and Stripe reach pmd, e.g. https://app.example.com (default http://<public-addr>)")
 	fs.Duration("billing-grace-period", billing.DefaultGracePeriod, "how long a customer's bot keeps running after a payment fails")
 	fs.Duration("billing-retention", billing.DefaultRetention, "how long an ended subscription's bot and workspace are kept")
+	fs.Duration("billing-test-period", billing.DefaultTestPeriod, "length of a paid period in test billing mode (no Stripe key): short for demos that show a period end")
 	fs.String("anthropic-api-key-file", "", "file holding the platform's Anthropic key, for customers on included credits")
 	fs.String("openai-api-key-file", "", "file holding the platform's OpenAI key, for customers on included credits")
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")

@@ -58,6 +58,8 @@ type Config struct {
 	// BillingRetention how long an ended subscription's bot and workspace are kept.
 	BillingGracePeriod time.Duration `mapstructure:"billing-grace-period" yaml:"billing-grace-period,omitempty"`
 	BillingRetention   time.Duration `mapstructure:"billing-retention" yaml:"billing-retention,omitempty"`
+	// BillingTestPeriod is a period's length in test billing mode (no Stripe key).
+	BillingTestPeriod time.Duration `mapstructure:"billing-test-period" yaml:"billing-test-period,omitempty"`
 	// AnthropicAPIKeyFile and OpenAIAPIKeyFile hold the platform's own model keys, for
 	// customers on included credits.
 	AnthropicAPIKeyFile string `mapstructure:"anthropic-api-key-file" yaml:"anthropic-api-key-file,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/credits"
 	"github.com/pocketmolt/pocketmolt/internal/mail"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
+	"github.com/pocketmolt/pocketmolt/internal/web"
 )
 
 // StripeConfig is the stripe: section. Secrets come from the file settings or the
@@ -71,8 +72,8 @@ func (c *Config) plans() []billing.Plan {
 func (c *Config) validateCustomers() error {
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("public-url %q: want http(s)://host[:port][/path], e.g. https://app.example.com", c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("public-url %q: want http(s)://host[:port] with no path, e.g. https://app.example.com", c.PublicURL)
 		}
 	}
 	if err := billing.ValidatePlans(c.plans()); err != nil {
@@ -109,6 +110,9 @@ func (c *Config) validateCustomers() error {
 	}
 	if c.BillingGracePeriod < 0 || c.BillingGracePeriod > 90*24*time.Hour {
 		return fmt.Errorf("billing-grace-period %s: use 0 (the default, 7 days) up to 90 days", c.BillingGracePeriod)
+	}
+	if c.BillingTestPeriod < 0 || c.BillingTestPeriod > 0 && c.BillingTestPeriod < time.Second {
+		return fmt.Errorf("billing-test-period %s: use at least 1s (the default is 720h)", c.BillingTestPeriod)
 	}
 	if c.BillingRetention < 0 || c.BillingRetention > 365*24*time.Hour {
 		return fmt.Errorf("billing-retention %s: use 0 (the default, 30 days) up to 365 days", c.BillingRetention)
@@ -177,7 +181,7 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		return err
 	}
 	bc := billing.Config{Plans: cfg.plans(), PublicURL: d.PublicURL, GracePeriod: cfg.BillingGracePeriod,
-		Retention: cfg.BillingRetention, PlatformKeys: keys}
+		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod}
 	key, err := readSecret("stripe.secret_key", cfg.Stripe.SecretKey, cfg.Stripe.SecretKeyFile)
 	if err != nil {
 		return err
@@ -200,5 +204,6 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		d.log.Warn("test billing mode: no Stripe secret key is configured, so Subscribe activates plans at once and nobody is charged")
 	}
 	d.Billing = billing.New(d.Store, d.Bots, d.Credits, kr, bc, d.log.With("component", "billing"))
-	return nil
+	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL, Logger: d.log.With("listener", "public")})
+	return err
 }

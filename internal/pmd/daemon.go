@@ -25,6 +25,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/web"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -52,6 +53,7 @@ type Daemon struct {
 	agents   net.Listener
 	admin    net.Listener
 	metrics  net.Listener
+	web      *web.Server
 	registry *prometheus.Registry
 	closeAll func()
 }
@@ -203,7 +205,7 @@ func (d *Daemon) publicServer() *http.Server {
 		return nil
 	}))
 	mux.Handle("POST /webhooks/stripe", d.Billing.Webhook())
-	mux.Handle("/", httpapi.NotFound(d.log))
+	mux.Handle("/", d.web)
 	return &http.Server{
 		Handler:           d.Metrics.HTTP("public", mux),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -73,6 +73,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		Plans:                examplePlans(),
 		BillingGracePeriod:   billing.DefaultGracePeriod,
 		BillingRetention:     billing.DefaultRetention,
+		BillingTestPeriod:    billing.DefaultTestPeriod,
 	}
 	for _, tc := range []struct {
 		name     string
