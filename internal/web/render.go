@@ -211,10 +211,10 @@ func (s *Server) page(fn handlerFunc) http.Handler {
 				what = re.Error()
 			}
 			s.log.ErrorContext(r.Context(), "page handler panicked", "request_id", id, "path", r.URL.Path, "panic", what)
-			s.errorPage(w, id, &pageError{status: http.StatusInternalServerError, title: "Something went wrong", message: somethingWrong})
+			s.errorPage(w, r, id, &pageError{status: http.StatusInternalServerError, title: "Something went wrong", message: somethingWrong})
 		}()
 		if err := fn(w, r); err != nil {
-			s.errorPage(w, id, s.toPageError(r, id, err))
+			s.errorPage(w, r, id, s.toPageError(r, id, err))
 		}
 	})
 }
@@ -240,12 +240,16 @@ func (s *Server) toPageError(r *http.Request, id string, err error) *pageError {
 	}
 }
 
-func (s *Server) errorPage(w http.ResponseWriter, id string, pe *pageError) {
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, id string, pe *pageError) {
 	if pe.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((pe.retryAfter+time.Second-1)/time.Second), 10))
 	}
 	v := s.newView(pe.title, "error", nil)
 	v.Data = pe
+	// A logged-in customer keeps their header (and its way back to the dashboard).
+	if sess, ok := s.loggedIn(r); ok {
+		v.User, v.key = &sess.User, sess.CSRFKey
+	}
 	if err := s.render(w, pe.status, "error", v); err != nil {
 		s.log.Error("render error page failed", "request_id", id, "error", err.Error())
 		http.Error(w, pe.message, pe.status)

@@ -397,6 +397,8 @@ func TestFormTokens(t *testing.T) {
 	if n := s.bill.called("Subscribe"); n != 0 {
 		t.Fatalf("Subscribe was called %d times by refused posts", n)
 	}
+	// The refusal page keeps a logged-in customer's way back.
+	b.post("/app/subscribe", url.Values{}).has(t, `href="/app">Back to your dashboard`, `name="logout"`)
 
 	// An expired token: 12 hours is the limit.
 	s.clock.Add(12*time.Hour + time.Minute)
