@@ -99,6 +99,8 @@ type rigOptions struct {
 	// Subnets makes each bot's network in the benchmark's own address range first (see
 	// subnetPool), for more bots than Docker's default address pools allow.
 	Subnets bool
+	// Configure, when not nil, changes pmd's configuration before pmd is initialised.
+	Configure func(*pmd.Config)
 }
 
 // newBotsRig starts pmd, enrolls a host and starts its agent. Cleanup stops both and removes
@@ -110,6 +112,9 @@ func newBotsRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *botsRig {
 		DataDir:    filepath.Join(tb.TempDir(), "pm"),
 		PublicAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		LogLevel: "info", BotImage: benchImage, BotStartTimeout: time.Minute,
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
 	}
 	if err := pmd.Init(ctx, cfg, io.Discard); err != nil {
 		tb.Fatalf("pmd init: %v", err)

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,15 +19,11 @@ import (
 	"github.com/stripe/stripe-go/v86"
 	"github.com/stripe/stripe-go/v86/webhook"
 
-	"github.com/pocketmolt/pocketmolt/internal/agent"
-	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/billing"
-	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
 	"github.com/pocketmolt/pocketmolt/internal/pmd"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/stripemock"
-	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // The Stripe secrets of the checkout rig: test-mode shapes, known only to this process.
@@ -85,49 +80,14 @@ func newCheckoutRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *checkou
 		Memory: "1GiB", CPUs: 0.5, PIDs: 128,
 		Models: []string{checkoutModel}, ToolsProfile: "messaging",
 	}
-	cfg := pmd.Config{
-		DataDir:    filepath.Join(tb.TempDir(), "pm"),
-		PublicAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		LogLevel: "info", BotImage: benchImage, BotStartTimeout: time.Minute,
-		Plans:  []billing.Plan{plan},
-		Stripe: pmd.StripeConfig{SecretKey: checkoutStripeKey, WebhookSecret: checkoutWebhookSecret, APIBase: timer.url},
+	opts.Configure = func(cfg *pmd.Config) {
+		cfg.Plans = []billing.Plan{plan}
+		cfg.Stripe = pmd.StripeConfig{SecretKey: checkoutStripeKey, WebhookSecret: checkoutWebhookSecret, APIBase: timer.url}
 	}
-	if err := pmd.Init(ctx, cfg, io.Discard); err != nil {
-		tb.Fatalf("pmd init: %v", err)
-	}
-	r := &botsRig{tb: tb, eng: eng, opts: opts, syncs: &syncLog{}}
-	r.pm, r.obs = startObservedPMD(tb, cfg, r.syncs)
-	tb.Cleanup(r.close)
+	r := newBotsRig(tb, eng, opts)
 	if r.pm.d.Billing.TestMode() {
 		tb.Fatal("pmd runs in test billing mode although a Stripe key is configured")
 	}
-
-	ccfg, err := ctlconfig.Load(filepath.Join(cfg.DataDir, pmd.CtlConfigFile))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cc, err := ccfg.Current()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cc.Server = r.pm.d.AdminAddr
-	if r.admin, err = apiclient.New(cc); err != nil {
-		tb.Fatal(err)
-	}
-	tok, err := r.pm.d.Fleet.CreateToken(ctx, "bench", "docker-1", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r.stateDir = filepath.Join(tb.TempDir(), "agent")
-	st, err := agent.Enroll(ctx, agent.EnrollOptions{Server: r.pm.d.AgentAddr, Token: tok.Token, StateDir: r.stateDir})
-	if err != nil {
-		tb.Fatalf("enroll: %v", err)
-	}
-	r.hostID = st.Identity.HostID
-	if _, err := r.admin.SetHost(ctx, r.hostID, wire.HostUpdate{CapacityBots: &opts.Capacity.Bots, CapacityMemoryBytes: &opts.Capacity.MemoryBytes}); err != nil {
-		tb.Fatalf("set the host's capacity: %v", err)
-	}
-	r.agent = r.startAgent(st)
 	// Runs before r.close (cleanups run last first): every bot pmd made, also one whose
 	// container never came, goes on the list close removes from the engine with its network.
 	tb.Cleanup(func() {
@@ -142,7 +102,6 @@ func newCheckoutRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *checkou
 		}
 		r.mu.Unlock()
 	})
-	r.waitOnline()
 	return &checkoutRig{
 		botsRig: r, stripe: timer, priceID: fixture.PriceID,
 		runID: strings.ToLower(rand.Text()[:8]),
