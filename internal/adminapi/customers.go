@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/accounts"
@@ -74,6 +75,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Customers' data read by an operator is audited, as a bot's logs are.
+	if err := a.audit(r, "users.list", "users", strconv.Itoa(len(us))+" users"); err != nil {
+		return err
+	}
 	out := make([]wire.User, 0, len(us))
 	for _, u := range us {
 		wu, err := a.wireUser(r.Context(), u)
@@ -100,6 +105,9 @@ func (a *API) writeUser(w http.ResponseWriter, r *http.Request, u accounts.User,
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 	u, err := a.Customers.Accounts.Get(r.Context(), r.PathValue("ref"))
+	if err == nil {
+		err = a.audit(r, "user.get", u.ID, u.Email)
+	}
 	return a.writeUser(w, r, u, err)
 }
 
@@ -181,6 +189,9 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.audit(r, "subscriptions.list", "subscriptions", "user "+userID); err != nil {
+		return err
+	}
 	emails := map[string]string{}
 	out := make([]wire.Subscription, 0, len(subs))
 	for _, x := range subs {
@@ -207,6 +218,9 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.audit(r, "subscription.get", x.UserID, x.ID); err != nil {
+		return err
+	}
 	wire.WriteJSON(w, http.StatusOK, wireSubscription(x, u.Email))
 	return nil
 }
@@ -230,6 +244,9 @@ func (a *API) getCredits(w http.ResponseWriter, r *http.Request) error {
 	u, err := a.Customers.Accounts.Get(r.Context(), r.PathValue("ref"))
 	if err != nil {
 		return userNotFound(r.PathValue("ref"), err)
+	}
+	if err := a.audit(r, "credits.get", u.ID, u.Email); err != nil {
+		return err
 	}
 	return a.writeCredits(w, r, u)
 }

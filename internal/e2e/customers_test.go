@@ -43,6 +43,9 @@ func TestOperatorsManageCustomers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if out := ctl("users", "get", "grace@example.com"); !strings.Contains(out, "Hopper") {
+		t.Fatalf("users get = %s", out)
+	}
 	var users []wire.User
 	ctlJSON(&users, "users", "list")
 	if len(users) != 1 || users[0].Email != "grace@example.com" || users[0].Assistant != "Hopper" || users[0].Plan != "" {
@@ -129,7 +132,8 @@ func TestOperatorsManageCustomers(t *testing.T) {
 			seen[e.Action] = true
 		}
 	}
-	for _, want := range []string{"subscription.grant", "credits.adjust", "user.disable", "user.enable", "user.reset-link"} {
+	for _, want := range []string{"subscription.grant", "credits.adjust", "user.disable", "user.enable", "user.reset-link",
+		"users.list", "user.get", "subscriptions.list", "subscription.get", "credits.get"} {
 		if !seen[want] {
 			t.Errorf("no %s by an admin in the audit log: %+v", want, audit)
 		}
