@@ -143,6 +143,7 @@ func TestCustomerJourneyInChromium(t *testing.T) {
 	// Subscribe: test billing turns the plan on at once. From here the page is left alone:
 	// a marker set on it now must still be there when the status says running, and every
 	// stage the status shows is recorded as it changes.
+	subscribed := time.Now()
 	j.follow("subscribe", `button[name=subscribe]`, "#stage")
 	j.Step("the subscription is active in test billing, and the page is watched",
 		textHas(".testbanner", "Test billing", "no card is charged"),
@@ -173,7 +174,7 @@ func TestCustomerJourneyInChromium(t *testing.T) {
 		j.fail("the page was reloaded on the way to running (marker %q); the status must change in place", mark)
 	}
 	stages := j.eval(`window.__pmStages.join(' → ')`)
-	t.Logf("the dashboard showed, without a reload: %s", stages)
+	t.Logf("the dashboard showed, without a reload: %s (running %v after Subscribe was pressed)", stages, time.Since(subscribed).Round(100*time.Millisecond))
 	b := p.waitBot(botID, 2*time.Minute, "running and healthy", running)
 	if b.Owner != "customer:"+u.ID || b.Model != journeyModel || !b.Telegram || b.Resources.MemoryBytes != 1<<30 || b.HostName != "edge-1" {
 		j.fail("the customer's bot is %+v", b)
@@ -191,6 +192,7 @@ func TestCustomerJourneyInChromium(t *testing.T) {
 	j.shot("dashboard-restarted")
 
 	// Cancel: at the end of the period, which the page names.
+	cancelled := time.Now()
 	j.follow("cancel", `button[name=cancel]`, ".notice")
 	j.Step("the page says the subscription ends at the end of the period",
 		textHas(".notice", "will end at the end of this period"),
@@ -213,6 +215,8 @@ func TestCustomerJourneyInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("button[name=subscribe]")),
 		absent("button[name=restart]"),
 	)
+	t.Logf("the page showed the assistant stopped %v after Subscribe (a %v period), %v after Cancel",
+		time.Since(subscribed).Round(100*time.Millisecond), journeyPeriod, time.Since(cancelled).Round(100*time.Millisecond))
 	stopped := p.waitBot(botID, 2*time.Minute, "desired stopped, and stopped", func(x wire.Bot) bool {
 		return x.Desired == wire.DesiredStopped && x.Status == wire.BotStopped
 	})
