@@ -346,3 +346,30 @@ func TestSubscribeWithStripe(t *testing.T) {
 		t.Fatalf("Stripe subscription not canceled with the account: %v", e.stripe.canceled)
 	}
 }
+
+func TestStageOf(t *testing.T) {
+	active := store.Subscription{Status: "active"}
+	for _, tc := range []struct {
+		bot       wire.Bot
+		sub       store.Subscription
+		stage, in string
+	}{
+		{wire.Bot{Status: wire.BotWaiting, Waiting: "no host has room"}, active, StagePreparing, "as soon as a server has room"},
+		{wire.Bot{Status: wire.BotWaiting, Waiting: "waiting for a dedicated host"}, active, StagePreparing, "own server"},
+		{wire.Bot{Status: wire.BotPending}, active, StagePending, "on its way"},
+		{wire.Bot{Status: wire.BotPulling}, active, StagePulling, "downloading"},
+		{wire.Bot{Status: wire.BotStarting}, active, StageStarting, "starting"},
+		{wire.Bot{Status: wire.BotRunning, Health: wire.HealthHealthy}, active, StageRunning, "is running."},
+		{wire.Bot{Status: wire.BotRunning, Health: wire.HealthUnhealthy}, active, StageRunning, "health check"},
+		{wire.Bot{Status: wire.BotRunning, Health: wire.HealthDegraded}, active, StageRunning, "channels"},
+		{wire.Bot{Status: wire.BotRunning, Health: wire.HealthHealthy}, store.Subscription{Status: "past_due"}, StageRunning, "payment failed"},
+		{wire.Bot{Status: wire.BotRunning, Desired: store.DesiredStopped}, store.Subscription{Status: "past_due"}, StageStopped, "payment failed"},
+		{wire.Bot{Status: wire.BotFailed}, active, StageFailed, "could not start"},
+		{wire.Bot{Status: wire.BotUnknown}, active, StageUnknown, "cannot reach"},
+	} {
+		stage, text := stageOf(tc.bot, tc.sub)
+		if stage != tc.stage || !strings.Contains(text, tc.in) {
+			t.Errorf("stageOf(%s/%s, %s) = %s %q, want %s with %q", tc.bot.Status, tc.bot.Health, tc.sub.Status, stage, text, tc.stage, tc.in)
+		}
+	}
+}

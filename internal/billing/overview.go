@@ -96,6 +96,12 @@ func stageOf(b wire.Bot, x store.Subscription) (string, string) {
 	case wire.BotStarting:
 		return StageStarting, "Your assistant is starting."
 	case wire.BotRunning:
+		if b.Health == wire.HealthDegraded {
+			return StageRunning, "Your assistant is running, but one of its channels is not working: check your Telegram token in settings."
+		}
+		if b.Health != "" && b.Health != wire.HealthHealthy {
+			return StageRunning, "Your assistant is running but does not answer its health check right now. It is restarted if it stays that way; try Restart, or write to us."
+		}
 		if x.Status == "past_due" {
 			return StageRunning, "Your assistant is running, but your last payment failed. Update your payment method under Manage billing."
 		}
