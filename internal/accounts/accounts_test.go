@@ -274,7 +274,7 @@ func TestService(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				du, err := svc.Disable(ctx, "ada@example.com")
+				du, err := svc.Disable(ctx, "admin:test", "ada@example.com")
 				if err != nil || !du.Disabled {
 					t.Fatalf("Disable = %+v, %v", du, err)
 				}
@@ -290,13 +290,13 @@ func TestService(t *testing.T) {
 				if _, err := svc.StartSession(ctx, u.ID); !errors.Is(err, ErrDisabled) {
 					t.Errorf("StartSession of a disabled user: %v", err)
 				}
-				if eu, err := svc.Enable(ctx, u.ID); err != nil || eu.Disabled {
+				if eu, err := svc.Enable(ctx, "admin:test", u.ID); err != nil || eu.Disabled {
 					t.Fatalf("Enable = %+v, %v", eu, err)
 				}
 				if _, err := svc.Login(ctx, "ada@example.com", goodPassword, "192.0.2.4"); err != nil {
 					t.Errorf("login after enable: %v", err)
 				}
-				if _, err := svc.Disable(ctx, "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
+				if _, err := svc.Disable(ctx, "admin:test", "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("disable an unknown user: %v", err)
 				}
 			})
@@ -358,7 +358,7 @@ func TestService(t *testing.T) {
 				}
 
 				// An operator's link; it expires after an hour.
-				link, err := svc.ResetLink(ctx, u.ID)
+				link, _, err := svc.ResetLink(ctx, "admin:test", u.ID)
 				if err != nil || !strings.HasPrefix(link, "https://pm.example.com/reset?token=") {
 					t.Fatalf("ResetLink = %q, %v", link, err)
 				}
@@ -366,7 +366,7 @@ func TestService(t *testing.T) {
 				if err := svc.Reset(ctx, tokenOf(t, link), "another-fine-passphrase", "192.0.2.5"); !errors.Is(err, ErrResetExpired) {
 					t.Errorf("a token an hour old: %v, want ErrResetExpired", err)
 				}
-				if _, err := svc.ResetLink(ctx, "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
+				if _, _, err := svc.ResetLink(ctx, "admin:test", "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("ResetLink of an unknown email: %v", err)
 				}
 				if strings.Contains(h.logs.String(), token) || strings.Contains(h.logs.String(), newPassword) {

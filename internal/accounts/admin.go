@@ -45,16 +45,18 @@ func (s *Service) List(ctx context.Context) ([]User, error) {
 
 // Disable stops the user ref names from logging in and ends their sessions; their
 // subscription and bot are billing's business. Disabling a disabled user is not an error.
-func (s *Service) Disable(ctx context.Context, ref string) (User, error) {
-	return s.setDisabled(ctx, ref, true)
+// It is in the audit log under actor, in the same transaction.
+func (s *Service) Disable(ctx context.Context, actor, ref string) (User, error) {
+	return s.setDisabled(ctx, actor, ref, true)
 }
 
-// Enable lets a disabled user log in again.
-func (s *Service) Enable(ctx context.Context, ref string) (User, error) {
-	return s.setDisabled(ctx, ref, false)
+// Enable lets a disabled user log in again; audited as Disable is.
+func (s *Service) Enable(ctx context.Context, actor, ref string) (User, error) {
+	return s.setDisabled(ctx, actor, ref, false)
 }
 
-func (s *Service) setDisabled(ctx context.Context, ref string, disabled bool) (User, error) {
+func (s *Service) setDisabled(ctx context.Context, actor, ref string, disabled bool) (User, error) {
+	verb := map[bool]string{true: "disable", false: "enable"}[disabled]
 	var out store.User
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
 		u, err := lookupUser(ctx, tx, ref)
@@ -72,9 +74,9 @@ func (s *Service) setDisabled(ctx context.Context, ref string, disabled bool) (U
 		}
 		u.Disabled, u.UpdatedAt = disabled, now
 		out = u
-		return nil
+		_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: actor, Action: "user." + verb, Target: u.ID, Detail: u.Email})
+		return err
 	})
-	verb := map[bool]string{true: "disable", false: "enable"}[disabled]
 	if err != nil {
 		return User{}, fmt.Errorf("%s user: %w", verb, err)
 	}

@@ -39,7 +39,7 @@ func (s *Service) RequestReset(ctx context.Context, email, clientIP string) erro
 		s.log.InfoContext(ctx, "password reset email not sent: too many for this account lately", "user_id", u.ID)
 		return nil
 	}
-	link, err := s.newReset(ctx, u.ID)
+	link, _, err := s.newReset(ctx, s.store, u.ID)
 	if err != nil {
 		return fmt.Errorf("request reset: %w", err)
 	}
@@ -56,28 +56,37 @@ func (s *Service) RequestReset(ctx context.Context, email, clientIP string) erro
 	return nil
 }
 
-// ResetLink makes a reset link for the user ref names (an id or an email) and returns it
-// without sending it: for operators (pmctl users reset-link). store.ErrNotFound when there is
-// no such user.
-func (s *Service) ResetLink(ctx context.Context, ref string) (string, error) {
-	u, err := lookupUser(ctx, s.store, ref)
+// ResetLink makes a reset link for the user ref names (an id or an email) and returns it,
+// with its expiry, without sending it: for operators (pmctl users reset-link), audited under
+// actor in the transaction that makes it. store.ErrNotFound when there is no such user.
+func (s *Service) ResetLink(ctx context.Context, actor, ref string) (string, time.Time, error) {
+	var link string
+	var expires time.Time
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		u, err := lookupUser(ctx, tx, ref)
+		if err != nil {
+			return err
+		}
+		if link, expires, err = s.newReset(ctx, tx, u.ID); err != nil {
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: s.clock(), Actor: actor, Action: "user.reset-link", Target: u.ID, Detail: u.Email})
+		return err
+	})
 	if err != nil {
-		return "", fmt.Errorf("reset link: %w", err)
+		return "", time.Time{}, fmt.Errorf("reset link: %w", err)
 	}
-	link, err := s.newReset(ctx, u.ID)
-	if err != nil {
-		return "", fmt.Errorf("reset link: %w", err)
-	}
-	return link, nil
+	return link, expires, nil
 }
 
-func (s *Service) newReset(ctx context.Context, userID string) (string, error) {
+func (s *Service) newReset(ctx context.Context, st *store.Store, userID string) (string, time.Time, error) {
 	token, hash := newToken()
 	now := s.clock()
-	if err := s.store.CreatePasswordReset(ctx, store.PasswordReset{TokenHash: hash, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(s.resetTTL)}); err != nil {
-		return "", err
+	exp := now.Add(s.resetTTL)
+	if err := st.CreatePasswordReset(ctx, store.PasswordReset{TokenHash: hash, UserID: userID, CreatedAt: now, ExpiresAt: exp}); err != nil {
+		return "", time.Time{}, err
 	}
-	return s.publicURL + ResetPath + "?token=" + url.QueryEscape(token), nil
+	return s.publicURL + ResetPath + "?token=" + url.QueryEscape(token), exp, nil
 }
 
 // errPeek rolls back the transaction that looks at a reset token without using it.

@@ -277,7 +277,7 @@ func TestLoginBadInput(t *testing.T) {
 	}
 
 	// A disabled account says so, but only after the right password.
-	if _, err := s.acc.Disable(t.Context(), "ada@example.com"); err != nil {
+	if _, err := s.acc.Disable(t.Context(), "admin:test", "ada@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	b.fill("/login", "/login", url.Values{"email": {"ada@example.com"}, "password": {"not-my-password-9"}}).has(t, "Email or password is wrong.")
