@@ -38,6 +38,9 @@ func (s *Service) Subscribe(ctx context.Context, userID string) (string, error) 
 	if s.TestMode() {
 		return "/app", s.activateWithoutStripe(ctx, userID, plan, store.SourceTest, s.cfg.TestPeriod, customerActor(userID))
 	}
+	if s.cfg.Stripe == nil {
+		return "", wire.Errorf(wire.CodeUnavailable, "plans are not sold online here yet; write to us and we turn yours on")
+	}
 	if plan.StripePriceID == "" {
 		return "", wire.Errorf(wire.CodeUnavailable, "this plan cannot be bought online yet; contact us")
 	}
@@ -144,7 +147,7 @@ func (s *Service) Grant(ctx context.Context, actor, userID, planID string, days 
 // Stripe at once, so the page need not wait for the webhook (which still comes, and changes
 // nothing then).
 func (s *Service) CheckoutReturned(ctx context.Context, userID, sessionID string) error {
-	if s.TestMode() || sessionID == "" {
+	if s.cfg.Stripe == nil || sessionID == "" {
 		return nil
 	}
 	co, err := s.cfg.Stripe.GetCheckout(ctx, sessionID)
@@ -180,8 +183,8 @@ func (s *Service) CheckoutReturned(ctx context.Context, userID, sessionID string
 
 // Portal returns a Stripe Customer Portal link for the customer.
 func (s *Service) Portal(ctx context.Context, userID, returnURL string) (string, error) {
-	if s.TestMode() {
-		return "", wire.Errorf(wire.CodeInvalidArgument, "there is no billing to manage in test billing mode")
+	if s.cfg.Stripe == nil {
+		return "", wire.Errorf(wire.CodeInvalidArgument, "there is no online billing to manage here")
 	}
 	u, err := s.store.GetUser(ctx, userID)
 	if err != nil {
@@ -221,6 +224,9 @@ func (s *Service) setCancel(ctx context.Context, userID string, cancel bool) err
 	}
 	action := map[bool]string{true: "subscription.cancel", false: "subscription.resume"}[cancel]
 	if x.Source == store.SourceStripe {
+		if s.cfg.Stripe == nil {
+			return wire.Errorf(wire.CodeUnavailable, "your subscription is with Stripe, which this server no longer reaches; write to us")
+		}
 		sub, err := s.cfg.Stripe.CancelAtPeriodEnd(ctx, x.StripeSubscriptionID, cancel)
 		if err != nil {
 			return s.stripeFailed(action, err)
@@ -265,6 +271,9 @@ func (s *Service) DeleteCustomer(ctx context.Context, userID string) error {
 	}
 	for _, x := range subs {
 		if x.Source == store.SourceStripe && live(x) {
+			if s.cfg.Stripe == nil {
+				return wire.Errorf(wire.CodeUnavailable, "your subscription is with Stripe, which this server no longer reaches; write to us")
+			}
 			if _, err := s.cfg.Stripe.CancelNow(ctx, x.StripeSubscriptionID); err != nil && !errors.Is(err, ErrStripeNotFound) {
 				return s.stripeFailed("cancel subscription", err)
 			}

@@ -373,3 +373,26 @@ func TestStageOf(t *testing.T) {
 		}
 	}
 }
+
+// TestNoOnlineSales: without Stripe and without test billing nothing is sold online, and
+// operators' grants still give plans.
+func TestNoOnlineSales(t *testing.T) {
+	e := newEnv(t, backends()["sqlite"](t), true)
+	e.svc.cfg.TestMode = false
+	ctx := t.Context()
+	if e.svc.TestMode() {
+		t.Fatal("test mode without it configured")
+	}
+	if _, err := e.svc.Subscribe(ctx, e.user); !isWire(err, wire.CodeUnavailable) {
+		t.Fatalf("Subscribe = %v, want unavailable", err)
+	}
+	if got := e.state(t); got.subs != 0 {
+		t.Fatalf("a refused Subscribe left %+v", got)
+	}
+	if _, err := e.svc.Portal(ctx, e.user, ""); !isWire(err, wire.CodeInvalidArgument) {
+		t.Fatalf("Portal = %v", err)
+	}
+	if _, err := e.svc.Grant(ctx, "admin:ops", e.user, "personal", 30); err != nil {
+		t.Fatalf("Grant = %v", err)
+	}
+}

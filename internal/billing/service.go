@@ -38,9 +38,11 @@ type Config struct {
 	// PublicURL is where customers reach pmd ("https://app.example.com"): Checkout's success
 	// and cancel pages.
 	PublicURL string
-	// Stripe is the Stripe API; nil runs test billing mode, where Subscribe activates a plan
-	// at once and nothing is charged.
-	Stripe StripeAPI
+	// Stripe is the Stripe API. Without it, TestMode runs test billing mode, where Subscribe
+	// activates a plan at once and nothing is charged; and without either, nothing is sold
+	// online: operators grant plans (Grant).
+	Stripe   StripeAPI
+	TestMode bool
 	// WebhookSecret verifies Stripe's webhook signatures; the webhook refuses everything
 	// without one.
 	WebhookSecret    string
@@ -136,8 +138,9 @@ func (s *Service) planByPrice(priceID string) (Plan, bool) {
 	return Plan{}, false
 }
 
-// TestMode reports whether billing runs without Stripe: Subscribe activates at once.
-func (s *Service) TestMode() bool { return s.cfg.Stripe == nil }
+// TestMode reports whether billing runs in test billing mode: no Stripe, and Subscribe
+// activates a plan at once.
+func (s *Service) TestMode() bool { return s.cfg.Stripe == nil && s.cfg.TestMode }
 
 // assistantSecrets are sealed as one JSON value bound to the customer's row.
 type assistantSecrets struct {

@@ -173,7 +173,7 @@ func newEnv(t *testing.T, url string, testMode bool) *env {
 	cfg := Config{Plans: testPlans, PublicURL: "https://pm.test", Stripe: fs, WebhookSecret: "whsec_test",
 		PlatformKeys: map[string]string{"anthropic": "sk-ant-platform-key-0123456789"}, Now: clk.Now}
 	if testMode {
-		cfg.Stripe = nil
+		cfg.Stripe, cfg.TestMode = nil, true
 	}
 	ledger := &credits.Ledger{Store: st, Now: clk.Now}
 	svc := New(st, bs, ledger, kr, cfg, log)

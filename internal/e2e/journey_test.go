@@ -58,7 +58,7 @@ func TestCustomerJourneyInChromium(t *testing.T) {
 	p := startPMD(t, func(c *pmdConfig) {
 		c.BotImage = testImage
 		c.BotStartTimeout = 2 * time.Minute
-		c.BillingTestPeriod = journeyPeriod
+		c.BillingTestMode, c.BillingTestPeriod = true, journeyPeriod
 		c.AnthropicAPIKeyFile = keyFile
 		c.Plans = journeyPlans()
 	})

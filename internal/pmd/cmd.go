@@ -81,6 +81,7 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("trusted-proxies", nil, "reverse proxies in front of the public listener (addresses or CIDRs) whose X-Forwarded-For names the client")
 	fs.Duration("billing-grace-period", billing.DefaultGracePeriod, "how long a customer's bot keeps running after a payment fails")
 	fs.Duration("billing-retention", billing.DefaultRetention, "how long an ended subscription's bot and workspace are kept")
+	fs.Bool("billing-test-mode", false, "without a Stripe key, sell plans in test billing mode: Subscribe activates them at once, nobody is charged (pmd dev's default)")
 	fs.Duration("billing-test-period", billing.DefaultTestPeriod, "length of a paid period in test billing mode (no Stripe key): short for demos that show a period end")
 	fs.String("anthropic-api-key-file", "", "file holding the platform's Anthropic key, for customers on included credits")
 	fs.String("openai-api-key-file", "", "file holding the platform's OpenAI key, for customers on included credits")

@@ -61,7 +61,10 @@ type Config struct {
 	// BillingRetention how long an ended subscription's bot and workspace are kept.
 	BillingGracePeriod time.Duration `mapstructure:"billing-grace-period" yaml:"billing-grace-period,omitempty"`
 	BillingRetention   time.Duration `mapstructure:"billing-retention" yaml:"billing-retention,omitempty"`
-	// BillingTestPeriod is a period's length in test billing mode (no Stripe key).
+	// BillingTestMode sells plans without Stripe, activating them at once (pmd dev's
+	// default); without it and without a Stripe key, only operators' grants give plans.
+	BillingTestMode bool `mapstructure:"billing-test-mode" yaml:"billing-test-mode,omitempty"`
+	// BillingTestPeriod is a period's length in test billing mode.
 	BillingTestPeriod time.Duration `mapstructure:"billing-test-period" yaml:"billing-test-period,omitempty"`
 	// AnthropicAPIKeyFile and OpenAIAPIKeyFile hold the platform's own model keys, for
 	// customers on included credits.

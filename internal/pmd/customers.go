@@ -96,6 +96,9 @@ func (c *Config) validateCustomers() error {
 	if key != "" && st.WebhookSecret+st.WebhookSecretFile == "" {
 		return fmt.Errorf("stripe: webhook_secret is empty: with a Stripe key, set the webhook's signing secret (PMD_STRIPE_WEBHOOK_SECRET or stripe.webhook_secret_file) so payments reach pmd")
 	}
+	if key != "" && c.BillingTestMode {
+		return fmt.Errorf("billing-test-mode is on but a Stripe key is configured: turn test billing off, or remove the key")
+	}
 	if key == "" && st.APIBase != "" {
 		return fmt.Errorf("stripe.api_base is set but stripe.secret_key is not")
 	}
@@ -184,7 +187,7 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		return err
 	}
 	bc := billing.Config{Plans: cfg.plans(), PublicURL: d.PublicURL, GracePeriod: cfg.BillingGracePeriod,
-		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod}
+		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod, TestMode: cfg.BillingTestMode}
 	key, err := readSecret("stripe.secret_key", cfg.Stripe.SecretKey, cfg.Stripe.SecretKeyFile)
 	if err != nil {
 		return err
@@ -203,8 +206,10 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 			return err
 		}
 		bc.Stripe = sc
+	} else if cfg.BillingTestMode {
+		d.log.Warn("test billing mode: Subscribe activates plans at once and nobody is charged")
 	} else {
-		d.log.Warn("test billing mode: no Stripe secret key is configured, so Subscribe activates plans at once and nobody is charged")
+		d.log.Info("no Stripe secret key: plans are not sold online; operators give them with pmctl users grant")
 	}
 	d.Billing = billing.New(d.Store, d.Bots, d.Credits, kr, bc, d.log.With("component", "billing"))
 	proxies, err := parseProxies(cfg.TrustedProxies)

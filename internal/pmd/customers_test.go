@@ -55,6 +55,9 @@ func TestCustomerSettingsRefused(t *testing.T) {
 		{"stripe on, a plan without a price", func(c *Config) { c.Stripe.SecretKey, c.Stripe.WebhookSecret = "sk_test_1", "whsec_1" }, "stripe_price_id"},
 		{"a plan with a bad id", func(c *Config) { c.Plans = []billing.Plan{{ID: "Bad ID"}} }, "plan id"},
 		{"a grace period of a year", func(c *Config) { c.BillingGracePeriod = 365 * 24 * 60 * 60 * 1e9 }, "billing-grace-period"},
+		{"test billing with a Stripe key", func(c *Config) {
+			c.Stripe.SecretKey, c.Stripe.WebhookSecret, c.BillingTestMode = "sk_test_1", "whsec_1", true
+		}, "billing-test-mode"},
 		{"smtp without a host", func(c *Config) { c.SMTP.Username, c.SMTP.PasswordFile = "u", "/p" }, "smtp"},
 	} {
 		c := good()

@@ -45,6 +45,8 @@ CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE); otherwise bots fail, saying so.
 	cmd.Flags().Bool("bot-firewall", true, "keep the firewall rules that let the local agent's bots reach the internet but not this machine, its networks or each other (needs root or CAP_NET_ADMIN; false is unsafe)")
 	cmd.Flags().StringSlice("bot-egress-allow", nil, "what the local agent's bots may reach anyway: CIDR[:PORT[-PORT]][/tcp|/udp] (repeatable)")
 	cmd.Flags().Bool("bot-shared-uid", false, "INSECURE: run every bot as your own user, when pmd dev runs neither as root nor with CAP_CHOWN; bots can then read each other's secrets")
+	cmd.Flags().Set("billing-test-mode", "true")
+	cmd.Flags().Lookup("billing-test-mode").DefValue = "true"
 	cmd.Flags().Set("agent-addr", "127.0.0.1:8443")
 	cmd.Flags().Lookup("agent-addr").DefValue = "127.0.0.1:8443"
 	return cmd
@@ -123,8 +125,11 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 	g.Go(func() error { return a.Run(ctx) })
 
 	billingMode := "Stripe"
-	if d.Billing.TestMode() {
+	switch {
+	case d.Billing.TestMode():
 		billingMode = "test billing: Subscribe activates a plan at once, nobody is charged"
+	case cfg.Stripe.SecretKey == "" && cfg.Stripe.SecretKeyFile == "":
+		billingMode = "no online sales: give plans with pmctl users grant"
 	}
 	fmt.Fprintf(out, `pmd dev is running
   customers: %s   (%s)
