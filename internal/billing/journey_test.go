@@ -396,3 +396,34 @@ func TestNoOnlineSales(t *testing.T) {
 		t.Fatalf("Grant = %v", err)
 	}
 }
+
+// TestSettingsReachTheBot: a new model, key or Telegram token saved on the dashboard is
+// applied to the customer's bot at once (a new spec version, which its host re-creates).
+func TestSettingsReachTheBot(t *testing.T) {
+	e := newEnv(t, backends()["sqlite"](t), true)
+	ctx := t.Context()
+	if _, err := e.svc.Subscribe(ctx, e.user); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.st.ListBots(ctx)
+	in := AssistantInput{Name: "Jeeves", PlanID: "personal", Model: "openai/gpt-5.1", WebChat: true,
+		Telegram: true, TelegramToken: "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0",
+		KeyMode: KeyBYOK, APIKey: "sk-proj-customer-openai-key-0123"}
+	if err := e.svc.SaveAssistant(ctx, e.user, in); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.st.ListBots(ctx)
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].SpecVersion <= before[0].SpecVersion {
+		t.Fatalf("bot before %+v, after %+v: want the same bot at a new spec version", before, after)
+	}
+	b, err := e.bots.Get(ctx, after[0].ID)
+	if err != nil || b.Model != "openai/gpt-5.1" || !b.Telegram {
+		t.Fatalf("the bot after the change: %+v, %v", b, err)
+	}
+	audit, _ := e.st.ListAudit(ctx, 20)
+	for _, a := range audit {
+		if strings.Contains(a.Detail, "sk-proj") || strings.Contains(a.Detail, "AAHdq") {
+			t.Fatalf("a secret in the audit log: %+v", a)
+		}
+	}
+}
