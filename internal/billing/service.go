@@ -61,7 +61,10 @@ type Config struct {
 	// SweepInterval is how often Run looks for subscriptions whose time has come
 	// (DefaultSweepInterval when 0, and never more than a quarter of TestPeriod).
 	SweepInterval time.Duration
-	Now           func() time.Time
+	// EventHandled, when not nil, is told each Stripe event's type and what came of it
+	// (applied, duplicate, ignored or error): pmd's metrics.
+	EventHandled func(typ, result string)
+	Now          func() time.Time
 }
 
 // Bots is what billing needs of the bots service.

@@ -54,7 +54,16 @@ const (
 // HandleEvent applies one verified event exactly once. Where order matters it reads the
 // subscription's current state from Stripe rather than trusting the event's copy, so events
 // may come in any order and any number of times.
-func (s *Service) HandleEvent(ctx context.Context, ev Event) (string, error) {
+func (s *Service) HandleEvent(ctx context.Context, ev Event) (result string, err error) {
+	if s.cfg.EventHandled != nil {
+		defer func() {
+			r := result
+			if err != nil {
+				r = "error"
+			}
+			s.cfg.EventHandled(ev.Type, r)
+		}()
+	}
 	if s.cfg.Stripe == nil {
 		return "", wire.Errorf(wire.CodeInvalidArgument, "billing runs without Stripe here: Stripe events are not accepted")
 	}
@@ -83,9 +92,9 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (string, error) {
 			sub = &got
 		}
 	}
-	result := ResultApplied
+	result = ResultApplied
 	var hostID, rowID, orphan string
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		fresh, err := tx.RecordStripeEvent(ctx, ev.ID, ev.Type, s.now())
 		if err != nil {
 			return err

@@ -39,6 +39,7 @@ func stripePMD(t *testing.T) *testPMD {
 	return startPMD(t, func(c *pmdConfig) {
 		c.BotImage = testImage
 		c.BotStartTimeout = time.Minute
+		c.MetricsAddr = "127.0.0.1:0"
 		c.Stripe = pmdStripe{SecretKey: e2eStripeKey, WebhookSecret: e2eWhsec, APIBase: base}
 		c.Plans = []billing.Plan{{ID: "solo", Name: "Solo", Price: "20.00", Currency: "eur", StripePriceID: probe.PriceID,
 			IncludedCredits: "10.00", Placement: billing.PlacementShared, Memory: "1GiB", CPUs: 1, PIDs: 256,
@@ -130,6 +131,24 @@ func TestStripeCheckoutOnDocker(t *testing.T) {
 		t.Fatalf("bots after three deliveries: %d, %v", len(bs), err)
 	}
 	waitStage(t, p, u.ID, billing.StageRunning)
+
+	// What operators see: one event applied, two duplicates; one active Stripe subscription.
+	resp, err := http.Get("http://" + p.D.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`pocketmolt_stripe_events_total{result="applied",type="checkout.session.completed"} 1`,
+		`pocketmolt_stripe_events_total{result="duplicate",type="checkout.session.completed"} 2`,
+		`pocketmolt_subscriptions{source="stripe",status="active"} 1`,
+		`pocketmolt_users 1`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// The customer deletes their account: the subscription is canceled at Stripe, and the bot
 	// goes with its workspace once its host confirms.

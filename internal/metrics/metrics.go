@@ -27,6 +27,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	sessions *prometheus.CounterVec
 	events   *prometheus.CounterVec
+	stripe   *prometheus.CounterVec
 	tunnel   tunnelMetrics
 }
 
@@ -58,7 +59,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Bot events agents reported as they happened (died, oom, health changes…), by action.",
 		}, []string{"action"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.sessions, m.events)
+	m.stripe = newStripeCounter()
+	reg.MustRegister(m.requests, m.duration, m.sessions, m.events, m.stripe)
 	m.tunnel = newTunnelMetrics(reg)
 	return m
 }

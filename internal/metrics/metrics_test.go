@@ -179,3 +179,39 @@ func TestHandlerServesRegistry(t *testing.T) {
 		}
 	}
 }
+
+func TestCustomerMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.StripeEvent("invoice.paid", "applied")
+	m.StripeEvent("invoice.paid", "duplicate")
+	m.StripeEvent("made.up\x1b", "applied")
+	m.StripeEvent("invoice.paid", "nonsense")
+	var nilM *Metrics
+	nilM.StripeEvent("invoice.paid", "applied") // metrics off: no panic
+	reg.MustRegister(Customers{
+		Users: func(context.Context) (int, error) { return 3, nil },
+		Subscriptions: func(context.Context) ([]wire.Subscription, error) {
+			return []wire.Subscription{{Status: "active", Source: "stripe"}, {Status: "active", Source: "stripe"}, {Status: "past_due", Source: "stripe"}, {Status: "active", Source: "grant"}}, nil
+		},
+	})
+	want := `
+# HELP pocketmolt_stripe_events_total Stripe webhook events billing handled, by type and result (applied, duplicate, ignored, error).
+# TYPE pocketmolt_stripe_events_total counter
+pocketmolt_stripe_events_total{result="applied",type="invoice.paid"} 1
+pocketmolt_stripe_events_total{result="applied",type="other"} 1
+pocketmolt_stripe_events_total{result="duplicate",type="invoice.paid"} 1
+pocketmolt_stripe_events_total{result="error",type="invoice.paid"} 1
+# HELP pocketmolt_subscriptions Subscriptions by status (Stripe's: active, past_due, canceled…) and source (stripe, grant, test).
+# TYPE pocketmolt_subscriptions gauge
+pocketmolt_subscriptions{source="grant",status="active"} 1
+pocketmolt_subscriptions{source="stripe",status="active"} 2
+pocketmolt_subscriptions{source="stripe",status="past_due"} 1
+# HELP pocketmolt_users Customer accounts.
+# TYPE pocketmolt_users gauge
+pocketmolt_users 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pocketmolt_stripe_events_total", "pocketmolt_subscriptions", "pocketmolt_users"); err != nil {
+		t.Fatal(err)
+	}
+}

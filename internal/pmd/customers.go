@@ -1,6 +1,7 @@
 package pmd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/mail"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/web"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // StripeConfig is the stripe: section. Secrets come from the file settings or the
@@ -187,7 +189,8 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 		return err
 	}
 	bc := billing.Config{Plans: cfg.plans(), PublicURL: d.PublicURL, GracePeriod: cfg.BillingGracePeriod,
-		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod, TestMode: cfg.BillingTestMode}
+		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod, TestMode: cfg.BillingTestMode,
+		EventHandled: d.Metrics.StripeEvent}
 	key, err := readSecret("stripe.secret_key", cfg.Stripe.SecretKey, cfg.Stripe.SecretKeyFile)
 	if err != nil {
 		return err
@@ -219,4 +222,22 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL,
 		Logger: d.log.With("listener", "public"), ClientIP: clientIP(proxies)})
 	return err
+}
+
+// countUsers and subscriptions feed the customers' metrics.
+func (d *Daemon) countUsers(ctx context.Context) (int, error) {
+	us, err := d.Store.ListUsers(ctx)
+	return len(us), err
+}
+
+func (d *Daemon) subscriptions(ctx context.Context) ([]wire.Subscription, error) {
+	subs, err := d.Store.ListSubscriptions(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.Subscription, 0, len(subs))
+	for _, x := range subs {
+		out = append(out, wire.Subscription{ID: x.ID, Status: x.Status, Source: x.Source, Plan: x.PlanID})
+	}
+	return out, nil
 }

@@ -151,6 +151,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	}
 	if d.registry != nil {
 		d.registry.MustRegister(metrics.State{Hosts: d.hosts, Bots: d.Bots.List, Log: log.With("listener", "metrics")})
+		d.registry.MustRegister(metrics.Customers{Users: d.countUsers, Subscriptions: d.subscriptions})
 	}
 	return d, nil
 }
