@@ -54,18 +54,13 @@ func (a *API) wireUser(ctx context.Context, u accounts.User) (wire.User, error) 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return w, err
 	}
-	subs, err := a.Store.ListSubscriptions(ctx, u.ID)
-	if err != nil {
+	x, err := a.Customers.Billing.CurrentSubscription(ctx, u.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		return w, err
-	}
-	for i, x := range subs {
-		live := x.Status == "active" || x.Status == "trialing" || x.Status == "past_due"
-		if live || i == len(subs)-1 {
-			w.Plan, w.Status, w.BotID = x.PlanID, x.Status, x.BotID
-			if live {
-				break
-			}
-		}
+	default:
+		w.Plan, w.Status, w.BotID = x.PlanID, x.Status, x.BotID
 	}
 	return w, nil
 }

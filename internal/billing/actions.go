@@ -30,7 +30,7 @@ func (s *Service) Subscribe(ctx context.Context, userID string) (string, error) 
 	if !ok {
 		return "", wire.Errorf(wire.CodeInvalidArgument, "your plan is no longer offered; pick another in settings")
 	}
-	if cur, err := s.currentSub(ctx, userID); err == nil && live(cur) {
+	if cur, err := s.CurrentSubscription(ctx, userID); err == nil && live(cur) {
 		return "", wire.Errorf(wire.CodeConflict, "you already have a subscription")
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return "", err
@@ -140,7 +140,7 @@ func (s *Service) Grant(ctx context.Context, actor, userID, planID string, days 
 	if err := s.activateWithoutStripe(ctx, userID, plan, store.SourceGrant, time.Duration(days)*24*time.Hour, actor); err != nil {
 		return store.Subscription{}, err
 	}
-	return s.currentSub(ctx, userID)
+	return s.CurrentSubscription(ctx, userID)
 }
 
 // CheckoutReturned is the customer back from Checkout: their subscription is read from
@@ -215,7 +215,7 @@ func (s *Service) Resume(ctx context.Context, userID string) error {
 }
 
 func (s *Service) setCancel(ctx context.Context, userID string, cancel bool) error {
-	x, err := s.currentSub(ctx, userID)
+	x, err := s.CurrentSubscription(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !live(x) {
 		return wire.Errorf(wire.CodeInvalidArgument, "you have no subscription to change")
 	}
@@ -251,7 +251,7 @@ func (s *Service) setCancel(ctx context.Context, userID string, cancel bool) err
 
 // Restart restarts the customer's bot.
 func (s *Service) Restart(ctx context.Context, userID string) error {
-	x, err := s.currentSub(ctx, userID)
+	x, err := s.CurrentSubscription(ctx, userID)
 	if err != nil || x.BotID == "" || !live(x) {
 		return wire.Errorf(wire.CodeInvalidArgument, "your assistant is not running yet")
 	}

@@ -38,7 +38,7 @@ func (s *Service) Overview(ctx context.Context, userID string) (Overview, error)
 		o.CreditsLeft = bal.Dollars()
 	}
 	o.Stage, o.StageText = StageWaitingPayment, "Subscribe to start your assistant."
-	x, err := s.currentSub(ctx, userID)
+	x, err := s.CurrentSubscription(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return o, nil
 	}

@@ -277,7 +277,7 @@ func (s *Service) SaveAssistant(ctx context.Context, userID string, in Assistant
 	// A plan's change takes effect with the subscription; the model, key and Telegram token
 	// are re-applied to a bot that exists now. A customer who has paid (or was granted a plan)
 	// before setting up gets their bot now.
-	sub, err := s.currentSub(ctx, userID)
+	sub, err := s.CurrentSubscription(ctx, userID)
 	if err != nil || !live(sub) {
 		return nil
 	}
@@ -346,15 +346,21 @@ func newID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// live reports whether a subscription's bot should run.
-func live(x store.Subscription) bool {
-	return x.Status == "active" || x.Status == "trialing" || x.Status == "past_due"
+// LiveStatus reports whether a subscription in Stripe's status keeps its bot: active,
+// trialing, or past due within the grace period.
+func LiveStatus(status string) bool {
+	return status == "active" || status == "trialing" || status == "past_due"
 }
 
-// currentSub is the customer's subscription that matters now: a live one, else the newest.
-func (s *Service) currentSub(ctx context.Context, userID string) (store.Subscription, error) {
+// live reports whether a subscription's bot should run.
+func live(x store.Subscription) bool { return LiveStatus(x.Status) }
+
+// CurrentSubscription is the customer's subscription that matters now: a live one, else the
+// newest; store.ErrNotFound when they never had one.
+func (s *Service) CurrentSubscription(ctx context.Context, userID string) (store.Subscription, error) {
 	return currentSubIn(ctx, s.store, userID)
 }
+
 
 func currentSubIn(ctx context.Context, st *store.Store, userID string) (store.Subscription, error) {
 	subs, err := st.ListSubscriptions(ctx, userID)

@@ -237,7 +237,7 @@ func (e *env) state(t *testing.T) state {
 	}
 	s.subs = len(subs)
 	if len(subs) > 0 {
-		cur, _ := e.svc.currentSub(ctx, e.user)
+		cur, _ := e.svc.CurrentSubscription(ctx, e.user)
 		s.status = cur.Status
 	}
 	bs, err := e.st.ListBots(ctx)

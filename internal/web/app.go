@@ -91,7 +91,7 @@ func actionsOf(ov billing.Overview) actions {
 	var a actions
 	a.Setup = ov.Assistant == nil
 	sub := ov.Subscription
-	paid := sub != nil && (sub.Status == "active" || sub.Status == "trialing" || sub.Status == "past_due")
+	paid := sub != nil && billing.LiveStatus(sub.Status)
 	a.Subscribe = ov.Assistant != nil && !paid
 	a.Restart = ov.Bot != nil && paid
 	a.Portal = sub != nil && sub.Source == "stripe"
