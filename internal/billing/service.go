@@ -361,7 +361,6 @@ func (s *Service) CurrentSubscription(ctx context.Context, userID string) (store
 	return currentSubIn(ctx, s.store, userID)
 }
 
-
 func currentSubIn(ctx context.Context, st *store.Store, userID string) (store.Subscription, error) {
 	subs, err := st.ListSubscriptions(ctx, userID)
 	if err != nil {
