@@ -5,6 +5,7 @@ package runtime
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -28,6 +29,14 @@ const Layout = "2"
 
 // GatewayPort is the port the OpenClaw gateway listens on inside its container.
 const GatewayPort = 18789
+
+// ModelHost is the name a bot's container resolves to its own network's gateway address,
+// where its agent serves the bot's model endpoint on ModelPort. Nothing else listens there
+// for the bot, and no other bot can use it.
+const (
+	ModelHost = "pocketmolt-models"
+	ModelPort = 18790
+)
 
 // ErrNotFound is returned for a container or image that does not exist.
 var ErrNotFound = errors.New("not found")
@@ -84,8 +93,11 @@ type Container struct {
 	OOMKilled    bool
 	RestartCount int
 	// HostPort is the 127.0.0.1 port the gateway port is published on; 0 when not running.
-	HostPort  int
-	StartedAt time.Time
+	HostPort int
+	// Gateway is the host's address on the bot's own network (where ModelHost points), and
+	// IP the container's address there; invalid when the engine does not report them.
+	Gateway, IP netip.Addr
+	StartedAt   time.Time
 }
 
 // Event is a container event the agent reports to pmd as it happens.

@@ -201,6 +201,9 @@ type BotSpec struct {
 	Resources    Resources         `json:"resources"`
 	StartTimeout Duration          `json:"start_timeout,omitempty"`
 	StopTimeout  Duration          `json:"stop_timeout,omitempty"`
+	// Model is how the bot reaches its models through the host's model endpoint (provider
+	// keys included); nil for a bot that calls none.
+	Model *ModelAccess `json:"model,omitempty"`
 }
 
 // DesiredBots is the complete set of bots pmd wants on a host (PUT /v1/bots on the agent).
