@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,9 @@ type Bots struct {
 	queue    []wire.Events // reports waiting for pmd
 	sending  bool          // a drain goroutine is delivering them
 
+	// models serves the bots' model endpoints (nil: none); see models.go.
+	models *Models
+
 	// fw fences bots in (nil: no firewall); see firewall.go.
 	fw        Firewall
 	fwEvery   time.Duration
@@ -68,6 +72,9 @@ type botState struct {
 	disk     diskReading
 	// failure is the last error logged for the bot, so that one that persists is logged once.
 	failure string
+	// gateway and ip are the addresses of the bot's network while its container exists:
+	// where its model endpoint listens, and the one address it answers.
+	gateway, ip netip.Addr
 }
 
 // memEvery is how often a running bot's memory use is read: a stats call costs the engine
@@ -355,6 +362,7 @@ func (m *Bots) step(ctx context.Context) {
 			}
 		}
 		m.mu.Unlock()
+		m.syncModels(desired.Bots)
 		// A bot's directories go only once no container of it is left to write in them.
 		for _, id := range desired.Purge {
 			if !want[id] && !kept[id] && validID(id) {
@@ -366,6 +374,28 @@ func (m *Bots) step(ctx context.Context) {
 	}
 	m.emit(evs, changed)
 }
+
+// syncModels gives the model endpoints every wanted bot's access and its container's
+// addresses (none while it has no container).
+func (m *Bots) syncModels(specs []wire.BotSpec) {
+	if m.models == nil {
+		return
+	}
+	bots := make([]ModelBot, 0, len(specs))
+	m.mu.Lock()
+	for _, spec := range specs {
+		b := ModelBot{ID: spec.ID, Access: spec.Model}
+		if s := m.states[spec.ID]; s != nil && s.ContainerID != "" {
+			b.Gateway, b.IP = s.gateway, s.ip
+		}
+		bots = append(bots, b)
+	}
+	m.mu.Unlock()
+	m.models.Sync(bots)
+}
+
+// SetModels gives the bots their model endpoints; call it before Run.
+func (m *Bots) SetModels(ms *Models) { m.models = ms }
 
 // stepParallelism bounds how many bots one pass works on at once.
 const stepParallelism = 8
@@ -626,6 +656,7 @@ func (m *Bots) holdStopped(ctx context.Context, spec wire.BotSpec, c *runtime.Co
 func (m *Bots) observe(ctx context.Context, id string, c runtime.Container, startWait time.Duration) {
 	m.update(id, func(s *botState) {
 		s.ContainerID, s.HostPort, s.Restarts = c.ID, c.HostPort, c.RestartCount
+		s.gateway, s.ip = c.Gateway, c.IP
 		if !c.StartedAt.IsZero() {
 			t := c.StartedAt
 			s.StartedAt = &t

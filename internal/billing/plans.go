@@ -47,6 +47,10 @@ type Plan struct {
 	// Message limits for the channels pmd carries (WhatsApp, web chat); 0 means none.
 	MessagesPerMinute int `mapstructure:"messages_per_minute" yaml:"messages_per_minute,omitempty"`
 	MessagesPerDay    int `mapstructure:"messages_per_day" yaml:"messages_per_day,omitempty"`
+	// Model call limits, from every channel (Telegram too), enforced on the bot's host; 0
+	// means none.
+	ModelCallsPerMinute int `mapstructure:"model_calls_per_minute" yaml:"model_calls_per_minute,omitempty"`
+	ModelCallsPerDay    int `mapstructure:"model_calls_per_day" yaml:"model_calls_per_day,omitempty"`
 }
 
 var (
@@ -93,7 +97,7 @@ func (p Plan) Validate() error {
 		if err := openclaw.ValidateModel(m); err != nil {
 			return bad("%v", err)
 		}
-		if _, err := openclaw.APIKeyEnv(m); err != nil {
+		if _, err := openclaw.Provider(m); err != nil {
 			return bad("%v", err)
 		}
 	}
@@ -104,6 +108,9 @@ func (p Plan) Validate() error {
 	}
 	if p.MessagesPerMinute < 0 || p.MessagesPerDay < 0 {
 		return bad("message limits must not be negative (0 means none)")
+	}
+	if p.ModelCallsPerMinute < 0 || p.ModelCallsPerDay < 0 {
+		return bad("model call limits must not be negative (0 means none)")
 	}
 	return nil
 }

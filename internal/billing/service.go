@@ -51,10 +51,11 @@ type Config struct {
 	// an ended subscription's bot and workspace are kept for a customer who comes back.
 	GracePeriod time.Duration
 	Retention   time.Duration
-	// PlatformKeys are the platform's own model keys by provider ("anthropic", "openai"),
-	// for customers on included credits. A provider without one is offered only with the
-	// customer's own key.
-	PlatformKeys map[string]string
+	// PlatformProviders are the providers ("anthropic", "openai") the platform has a key of
+	// its own for, for customers on included credits. A provider without one is offered only
+	// with the customer's own key. The keys themselves stay with pmd's model settings: the
+	// bot's host gets them, never the bot.
+	PlatformProviders map[string]bool
 	// TestPeriod is a period's length in test billing mode (DefaultTestPeriod when 0): short
 	// for demos and tests that want to see a period end.
 	TestPeriod time.Duration
@@ -233,7 +234,7 @@ func (s *Service) SaveAssistant(ctx context.Context, userID string, in Assistant
 	switch in.KeyMode {
 	case KeyCredits:
 		sec.APIKey = ""
-		if ok && s.cfg.PlatformKeys[provider(in.Model)] == "" && fe["model"] == "" {
+		if ok && !s.cfg.PlatformProviders[provider(in.Model)] && fe["model"] == "" {
 			fe["key_mode"] = "included credits are not offered for this model yet; bring your own key"
 		}
 	case KeyBYOK:
@@ -321,16 +322,16 @@ func providerName(model string) string {
 	return provider(model)
 }
 
-// botKey is the model key the customer's bot uses: their own, or the platform's.
+// botKey is the customer's own model key for their bot, or "" for the platform's (on
+// included credits), which pmd gives the bot's host itself.
 func (s *Service) botKey(a store.Assistant, sec assistantSecrets) (string, error) {
 	if a.KeyMode == KeyBYOK {
 		return sec.APIKey, nil
 	}
-	k := s.cfg.PlatformKeys[provider(a.Model)]
-	if k == "" {
+	if !s.cfg.PlatformProviders[provider(a.Model)] {
 		return "", wire.Errorf(wire.CodeUnavailable, "included credits are not offered for %s models now; choose your own key in settings", providerName(a.Model))
 	}
-	return k, nil
+	return "", nil
 }
 
 func customerActor(userID string) string { return "customer:" + userID }
@@ -440,3 +441,21 @@ func (s *Service) ensureBot(ctx context.Context, tx *store.Store, x *store.Subsc
 
 // botName is a customer's bot's name: unique, stable, and free of anything they typed.
 func botName(userID string) string { return "c-" + strings.TrimPrefix(userID, "u-") }
+
+// ModelLimits are a customer's model call limits: their current subscription's plan's. A
+// customer without a live subscription (a bot kept stopped) or on a plan no longer configured
+// gets none from here: their bot does not run, or keeps what it had.
+func (s *Service) ModelLimits(ctx context.Context, userID string) (wire.CallLimits, error) {
+	x, err := s.CurrentSubscription(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.CallLimits{}, nil
+	}
+	if err != nil {
+		return wire.CallLimits{}, err
+	}
+	p, ok := s.Plan(x.PlanID)
+	if !ok {
+		return wire.CallLimits{}, nil
+	}
+	return wire.CallLimits{PerMinute: p.ModelCallsPerMinute, PerDay: p.ModelCallsPerDay}, nil
+}

@@ -171,7 +171,7 @@ func newEnv(t *testing.T, url string, testMode bool) *env {
 	bs := bots.New(st, fl, kr, bots.Config{Now: clk.Now}, log)
 	fs := newFakeStripe()
 	cfg := Config{Plans: testPlans, PublicURL: "https://pm.test", Stripe: fs, WebhookSecret: "whsec_test",
-		PlatformKeys: map[string]string{"anthropic": "sk-ant-platform-key-0123456789"}, Now: clk.Now}
+		PlatformProviders: map[string]bool{"anthropic": true}, Now: clk.Now}
 	if testMode {
 		cfg.Stripe, cfg.TestMode = nil, true
 	}

@@ -68,7 +68,10 @@ type Config struct {
 	// PlaceInterval is how often the placer looks for bots that wait for a host, besides when
 	// a host connects or gains room and when a bot goes (DefaultPlaceInterval when 0).
 	PlaceInterval time.Duration
-	Now           func() time.Time
+	// Models decides how bots reach their models (keys, credits, limits); nil gives bots no
+	// model access (a fleet tested alone).
+	Models Models
+	Now    func() time.Time
 }
 
 // Service manages bots. It is safe for concurrent use.
@@ -135,6 +138,7 @@ type spec struct {
 
 // secrets are sealed as one JSON value bound to the bot's row.
 type secrets struct {
+	// APIKey is the owner's own model key; "" means the platform's.
 	APIKey        string `json:"api_key"`
 	TelegramToken string `json:"telegram_token,omitempty"`
 	GatewayToken  string `json:"gateway_token"`
@@ -205,8 +209,9 @@ type NewBot struct {
 	IdempotencyKey string
 	// Image, ToolsProfile and zero Resources fields take pmd's defaults.
 	Image         string
-	Model         string
-	ToolsProfile  string
+	Model        string
+	ToolsProfile string
+	// APIKey is the bot owner's own key for the model's provider; "" uses the platform's.
 	APIKey        string
 	TelegramToken string
 	Resources     wire.Resources
@@ -378,8 +383,13 @@ func (s *Service) validate(nb NewBot) (spec, secrets, error) {
 	if err := validModel(nb.Model); err != nil {
 		return bad("%v", err)
 	}
-	if err := openclaw.ValidateAPIKey(nb.APIKey); err != nil {
-		return bad("api key: %v", err)
+	if nb.APIKey != "" {
+		if err := openclaw.ValidateAPIKey(nb.APIKey); err != nil {
+			return bad("api key: %v", err)
+		}
+	}
+	if err := s.checkModels(nb.Model, nb.APIKey != ""); err != nil {
+		return spec{}, secrets{}, err
 	}
 	if nb.TelegramToken != "" {
 		if err := openclaw.ValidateTelegramToken(nb.TelegramToken); err != nil {
@@ -428,12 +438,9 @@ func (s *Service) validate(nb NewBot) (spec, secrets, error) {
 	return sp, secrets{APIKey: nb.APIKey, TelegramToken: nb.TelegramToken, GatewayToken: newToken()}, nil
 }
 
-// validModel checks a model and that pmd knows its provider's API key variable.
+// validModel checks a model and that the model endpoint serves its provider.
 func validModel(model string) error {
-	if err := openclaw.ValidateModel(model); err != nil {
-		return err
-	}
-	_, err := openclaw.APIKeyEnv(model)
+	_, err := openclaw.Provider(model)
 	return err
 }
 

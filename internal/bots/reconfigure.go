@@ -16,7 +16,8 @@ type Changes struct {
 	// Model is the new model, as provider/model. A model of another provider needs its
 	// APIKey in the same change.
 	Model *string
-	// APIKey replaces the model provider's key.
+	// APIKey replaces the owner's own key for the model's provider; "" goes over to the
+	// platform's key.
 	APIKey *string
 	// TelegramToken replaces the Telegram bot token; "" removes Telegram.
 	TelegramToken *string
@@ -36,7 +37,7 @@ func (c Changes) validate() error {
 			return bad("%v", err)
 		}
 	}
-	if c.APIKey != nil {
+	if c.APIKey != nil && *c.APIKey != "" {
 		if err := openclaw.ValidateAPIKey(*c.APIKey); err != nil {
 			return bad("api key: %v", err)
 		}
@@ -77,17 +78,27 @@ func (s *Service) Reconfigure(ctx context.Context, actor, ref string, c Changes)
 		}
 		var what []string
 		if c.Model != nil && *c.Model != sp.Model {
-			oldEnv, _ := openclaw.APIKeyEnv(sp.Model)
-			newEnv, _ := openclaw.APIKeyEnv(*c.Model)
-			if oldEnv != newEnv && c.APIKey == nil {
+			oldProvider, _ := openclaw.Provider(sp.Model)
+			newProvider, _ := openclaw.Provider(*c.Model)
+			if oldProvider != newProvider && c.APIKey == nil && sec.APIKey != "" {
 				return wire.Errorf(wire.CodeInvalidArgument, "model %s is another provider's than %s: give its api key too", *c.Model, sp.Model)
 			}
 			what = append(what, fmt.Sprintf("model %s → %s", sp.Model, *c.Model))
 			sp.Model = *c.Model
 		}
 		if c.APIKey != nil && *c.APIKey != sec.APIKey {
-			what = append(what, "api key replaced")
+			switch {
+			case *c.APIKey == "":
+				what = append(what, "own api key removed: the platform's key")
+			case sec.APIKey == "":
+				what = append(what, "own api key given")
+			default:
+				what = append(what, "api key replaced")
+			}
 			sec.APIKey = *c.APIKey
+		}
+		if err := s.checkModels(sp.Model, sec.APIKey != ""); err != nil {
+			return err
 		}
 		if c.TelegramToken != nil && *c.TelegramToken != sec.TelegramToken {
 			switch {

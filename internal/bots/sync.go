@@ -94,7 +94,7 @@ func (s *Service) Desired(ctx context.Context, hostID string) (wire.DesiredBots,
 			}
 			continue
 		}
-		spec, err := s.botSpec(b)
+		spec, err := s.botSpec(ctx, b)
 		if err != nil {
 			// One bot that cannot be built must not take the others down with it.
 			s.log.Error("bot spec", "bot_id", b.ID, "error", err.Error())
@@ -105,7 +105,7 @@ func (s *Service) Desired(ctx context.Context, hostID string) (wire.DesiredBots,
 	return set, nil
 }
 
-func (s *Service) botSpec(b store.Bot) (wire.BotSpec, error) {
+func (s *Service) botSpec(ctx context.Context, b store.Bot) (wire.BotSpec, error) {
 	var sp spec
 	if err := json.Unmarshal(b.Spec, &sp); err != nil {
 		return wire.BotSpec{}, err
@@ -114,22 +114,32 @@ func (s *Service) botSpec(b store.Bot) (wire.BotSpec, error) {
 	if err != nil {
 		return wire.BotSpec{}, err
 	}
-	cfg, err := openclaw.Config(openclaw.Options{Model: sp.Model, Telegram: sp.Telegram, ToolsProfile: sp.ToolsProfile})
+	cfg, err := openclaw.Config(openclaw.Options{Model: sp.Model, Telegram: sp.Telegram, ToolsProfile: sp.ToolsProfile, ModelEndpoint: ModelEndpoint})
 	if err != nil {
 		return wire.BotSpec{}, err
 	}
-	keyEnv, err := openclaw.APIKeyEnv(sp.Model)
+	provider, err := openclaw.Provider(sp.Model)
 	if err != nil {
 		return wire.BotSpec{}, err
 	}
-	env := map[string]string{openclaw.EnvGatewayToken: sec.GatewayToken, keyEnv: sec.APIKey}
+	// The container gets tokens only: its gateway token, its model token and its Telegram
+	// token. Provider keys go to the agent's model endpoint, never into the container.
+	token := modelToken(sec.GatewayToken)
+	env := map[string]string{openclaw.EnvGatewayToken: sec.GatewayToken, openclaw.EnvModelToken: token}
 	if sec.TelegramToken != "" {
 		env[openclaw.EnvTelegramToken] = sec.TelegramToken
+	}
+	var access *wire.ModelAccess
+	if s.cfg.Models != nil {
+		if access, err = s.cfg.Models.Access(ctx, b, provider, sec.APIKey, token); err != nil {
+			return wire.BotSpec{}, err
+		}
 	}
 	return wire.BotSpec{
 		ID: b.ID, Name: b.Name, Version: b.SpecVersion, Image: sp.Image, Running: b.Desired == store.DesiredRunning,
 		Config: cfg, Env: env, Resources: s.resources(sp),
 		StartTimeout: wire.Duration(s.cfg.StartTimeout), StopTimeout: wire.Duration(s.cfg.StopTimeout),
+		Model: access,
 	}, nil
 }
 

@@ -15,7 +15,9 @@ package openclaw
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // DefaultPort is the gateway's HTTP and WebSocket port when Options.Port is 0.
@@ -27,6 +29,9 @@ const (
 	EnvGatewayToken = "OPENCLAW_GATEWAY_TOKEN"
 	// EnvTelegramToken holds the Telegram bot token (channels.telegram.botToken).
 	EnvTelegramToken = "TELEGRAM_BOT_TOKEN"
+	// EnvModelToken holds the bot's model token, which the gateway sends to the model
+	// endpoint as its provider API key (models.providers.<p>.apiKey).
+	EnvModelToken = "PM_MODEL_TOKEN"
 )
 
 // Tool profiles accepted by tools.profile.
@@ -59,6 +64,10 @@ type Options struct {
 	ControlUI    bool   // gateway.controlUi.enabled
 	Browser      bool   // browser.enabled
 	Port         int    // 0 = DefaultPort
+	// ModelEndpoint is the root URL of the host's model endpoint ("http://pocketmolt-models:18790"):
+	// the model's provider is pointed at it, with the bot's model token for a key, instead of
+	// the provider's own API. Required: a bot never holds a provider key.
+	ModelEndpoint string
 }
 
 // Validate reports whether o can be rendered. Errors are *ValidationError.
@@ -68,6 +77,12 @@ func (o Options) Validate() error {
 	}
 	if err := ValidateToolsProfile(o.ToolsProfile); err != nil {
 		return err
+	}
+	if _, err := Provider(o.Model); err != nil {
+		return err
+	}
+	if u, err := url.Parse(o.ModelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return &ValidationError{Field: "model endpoint", Reason: "want a root URL such as http://pocketmolt-models:18790"}
 	}
 	if o.Port < 0 || o.Port > 65535 {
 		return &ValidationError{Field: "port", Reason: "must be 1..65535, or 0 for " + strconv.Itoa(DefaultPort)}
@@ -84,6 +99,7 @@ func (o Options) Validate() error {
 type file struct {
 	Gateway  gateway   `json:"gateway"`
 	Agents   agents    `json:"agents"`
+	Models   models    `json:"models"`
 	Channels *channels `json:"channels,omitempty"`
 	Tools    tools     `json:"tools"`
 	Browser  toggle    `json:"browser"`
@@ -123,6 +139,19 @@ type agents struct {
 	} `json:"defaults"`
 }
 
+type models struct {
+	// Mode "merge" keeps the gateway's built-in catalogue of each provider's models and
+	// overlays where the provider is reached.
+	Mode      string              `json:"mode"`
+	Providers map[string]provider `json:"providers"`
+}
+
+type provider struct {
+	BaseURL string `json:"baseUrl"`
+	APIKey  string `json:"apiKey"`
+	API     string `json:"api"`
+}
+
 type channels struct {
 	Telegram telegram `json:"telegram"`
 }
@@ -148,9 +177,10 @@ func envRef(name string) string { return "${" + name + "}" }
 // newline. It validates o first and returns a *ValidationError if o is not
 // acceptable. Equal Options give equal bytes, so callers may hash the result
 // to version a bot's spec. The output holds no secret: tokens are "${VAR}"
-// references to EnvGatewayToken and EnvTelegramToken. The model's API key is
-// not in the config at all; the gateway reads it from the variable APIKeyEnv
-// names. Config is safe for concurrent use.
+// references to EnvGatewayToken, EnvTelegramToken and EnvModelToken. No
+// provider key is in the config or anywhere in the gateway's reach: the
+// model's provider is pointed at o.ModelEndpoint, where the host's agent
+// swaps the bot's model token for the key. Config is safe for concurrent use.
 func Config(o Options) ([]byte, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -172,6 +202,13 @@ func Config(o Options) ([]byte, error) {
 
 	f.Agents.Defaults.Workspace = Workspace
 	f.Agents.Defaults.Model.Primary = o.Model
+
+	p, _ := Provider(o.Model) // checked by Validate
+	f.Models = models{Mode: "merge", Providers: map[string]provider{p: {
+		BaseURL: strings.TrimSuffix(o.ModelEndpoint, "/") + providerPaths[p],
+		APIKey:  envRef(EnvModelToken),
+		API:     providerAPIs[p],
+	}}}
 
 	if o.Telegram {
 		f.Channels = &channels{Telegram: telegram{

@@ -17,9 +17,12 @@ import (
 var testModels = []string{
 	"anthropic/claude-sonnet-4-6",
 	"openai/gpt-5.1",
-	"openrouter/meta-llama/llama-3.3-70b-instruct:free",
-	"google/gemini-2.5-pro",
+	"anthropic/claude-haiku-4-5@20251001",
+	"openai/ft:gpt-4o-mini:acme:custom:abc123",
 }
+
+// endpoint is the model endpoint every test config points its provider at.
+const endpoint = "http://pocketmolt-models:18790"
 
 // allOptions is every combination of the boolean options × every tools
 // profile (and the empty default) × testModels, with both port forms.
@@ -31,13 +34,14 @@ func allOptions() []openclaw.Options {
 			for bits := range 16 {
 				for _, port := range []int{0, 28000} {
 					out = append(out, openclaw.Options{
-						Model:        model,
-						ToolsProfile: profile,
-						Telegram:     bits&1 != 0,
-						Terminal:     bits&2 != 0,
-						ControlUI:    bits&4 != 0,
-						Browser:      bits&8 != 0,
-						Port:         port,
+						Model:         model,
+						ToolsProfile:  profile,
+						Telegram:      bits&1 != 0,
+						Terminal:      bits&2 != 0,
+						ControlUI:     bits&4 != 0,
+						Browser:       bits&8 != 0,
+						Port:          port,
+						ModelEndpoint: endpoint,
 					})
 				}
 			}
@@ -48,6 +52,9 @@ func allOptions() []openclaw.Options {
 
 func mustConfig(t *testing.T, o openclaw.Options) []byte {
 	t.Helper()
+	if o.ModelEndpoint == "" {
+		o.ModelEndpoint = endpoint
+	}
 	b, err := openclaw.Config(o)
 	if err != nil {
 		t.Fatalf("Config(%+v): %v", o, err)
@@ -169,6 +176,16 @@ func TestConfigDefaultGolden(t *testing.T) {
       }
     }
   },
+  "models": {
+    "mode": "merge",
+    "providers": {
+      "anthropic": {
+        "baseUrl": "http://pocketmolt-models:18790/anthropic",
+        "apiKey": "${PM_MODEL_TOKEN}",
+        "api": "anthropic-messages"
+      }
+    }
+  },
   "channels": {
     "telegram": {
       "enabled": true,
@@ -221,7 +238,7 @@ func TestConfigDeterministic(t *testing.T) {
 }
 
 func TestConfigConcurrent(t *testing.T) {
-	o := openclaw.Options{Model: "openai/gpt-5.1", Telegram: true, Browser: true}
+	o := openclaw.Options{Model: "openai/gpt-5.1", Telegram: true, Browser: true, ModelEndpoint: endpoint}
 	want := mustConfig(t, o)
 	errs := make(chan error, 16)
 	for range 16 {
@@ -300,8 +317,12 @@ func TestConfigRejectsBadOptions(t *testing.T) {
 		{"model without provider", openclaw.Options{Model: "claude-sonnet-4-6"}, "model"},
 		{"unknown tools profile", openclaw.Options{Model: "anthropic/x", ToolsProfile: "admin"}, "tools profile"},
 		{"profile wrong case", openclaw.Options{Model: "anthropic/x", ToolsProfile: "Full"}, "tools profile"},
-		{"negative port", openclaw.Options{Model: "anthropic/x", Port: -1}, "port"},
-		{"port too big", openclaw.Options{Model: "anthropic/x", Port: 65536}, "port"},
+		{"negative port", openclaw.Options{Model: "anthropic/x", Port: -1, ModelEndpoint: endpoint}, "port"},
+		{"port too big", openclaw.Options{Model: "anthropic/x", Port: 65536, ModelEndpoint: endpoint}, "port"},
+		{"provider the endpoint does not serve", openclaw.Options{Model: "google/gemini-2.5-pro", ModelEndpoint: endpoint}, "model"},
+		{"no model endpoint", openclaw.Options{Model: "anthropic/x"}, "model endpoint"},
+		{"model endpoint with a path", openclaw.Options{Model: "anthropic/x", ModelEndpoint: endpoint + "/v1"}, "model endpoint"},
+		{"model endpoint not http", openclaw.Options{Model: "anthropic/x", ModelEndpoint: "ftp://pocketmolt-models"}, "model endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -491,10 +512,11 @@ func schemaAt(root map[string]any, path string) []map[string]any {
 		var next []map[string]any
 		var visit func(s map[string]any)
 		visit = func(s map[string]any) {
-			if props, ok := s["properties"].(map[string]any); ok {
-				if sub, ok := props[key].(map[string]any); ok {
-					next = append(next, sub)
-				}
+			props, _ := s["properties"].(map[string]any)
+			if sub, ok := props[key].(map[string]any); ok {
+				next = append(next, sub)
+			} else if sub, ok := s["additionalProperties"].(map[string]any); ok {
+				next = append(next, sub) // a map's entries, such as models.providers.<id>
 			}
 			for _, comb := range []string{"anyOf", "oneOf", "allOf"} {
 				branches, _ := s[comb].([]any)
@@ -529,4 +551,31 @@ func patternsIn(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestConfigPointsTheProviderAtTheModelEndpoint shows that the bot's provider is reached
+// through the host's model endpoint, with the bot's model token for a key, and that the
+// config names no provider key variable at all.
+func TestConfigPointsTheProviderAtTheModelEndpoint(t *testing.T) {
+	for _, tt := range []struct{ model, provider, baseURL, api string }{
+		{"anthropic/claude-sonnet-4-6", "anthropic", endpoint + "/anthropic", "anthropic-messages"},
+		{"openai/gpt-5.1", "openai", endpoint + "/openai/v1", "openai-completions"},
+	} {
+		t.Run(tt.model, func(t *testing.T) {
+			b := mustConfig(t, openclaw.Options{Model: tt.model})
+			m := decode(t, b)
+			models := m["models"].(map[string]any)
+			providers := models["providers"].(map[string]any)
+			if len(providers) != 1 || models["mode"] != "merge" {
+				t.Fatalf("models = %v", models)
+			}
+			p := providers[tt.provider].(map[string]any)
+			if p["baseUrl"] != tt.baseURL || p["apiKey"] != "${PM_MODEL_TOKEN}" || p["api"] != tt.api {
+				t.Errorf("provider = %v", p)
+			}
+			if bytes.Contains(b, []byte("_API_KEY")) {
+				t.Errorf("config names a provider key variable:\n%s", b)
+			}
+		})
+	}
 }

@@ -32,7 +32,7 @@ const maxModelLen = 200
 // of lower-case letters, digits, '-' and '_' (at most 64), then '/', then a
 // model id of letters, digits and ". _ - : @ +" in one or more '/'-separated
 // parts (routers such as openrouter name models "vendor/model"). It does not
-// check that the provider is supported; APIKeyEnv does.
+// check that the provider is supported; Provider does.
 func ValidateModel(s string) error {
 	const field = "model"
 	if s == "" {
@@ -160,35 +160,35 @@ func ValidateAPIKey(s string) error {
 	return nil
 }
 
-// apiKeyEnvs maps a model provider to the environment variable OpenClaw
-// reads its key from. Kept to providers whose variable is certain. It is
-// never written to.
-var apiKeyEnvs = map[string]string{
-	"anthropic":  "ANTHROPIC_API_KEY",
-	"google":     "GEMINI_API_KEY",
-	"groq":       "GROQ_API_KEY",
-	"mistral":    "MISTRAL_API_KEY",
-	"openai":     "OPENAI_API_KEY",
-	"openrouter": "OPENROUTER_API_KEY",
-	"xai":        "XAI_API_KEY",
+// providerAPIs maps each provider the platform's model endpoint speaks to the API adapter
+// the gateway uses for it (models.providers.<p>.api). It is never written to.
+var providerAPIs = map[string]string{
+	"anthropic": "anthropic-messages",
+	"openai":    "openai-completions",
 }
 
-// Providers returns the model providers APIKeyEnv supports, sorted.
+// providerPaths is where each provider's API lives under the model endpoint: the gateway
+// appends the API's own path (/v1/messages; /chat/completions) to baseUrl.
+var providerPaths = map[string]string{
+	"anthropic": "/anthropic",
+	"openai":    "/openai/v1",
+}
+
+// Providers returns the model providers the platform serves, sorted.
 func Providers() []string {
-	return slices.Sorted(maps.Keys(apiKeyEnvs))
+	return slices.Sorted(maps.Keys(providerAPIs))
 }
 
-// APIKeyEnv returns the environment variable the gateway reads the API key
-// for model's provider from, e.g. "anthropic/claude-sonnet-4-6" gives
-// "ANTHROPIC_API_KEY". It returns a *ValidationError for a malformed model
-// or a provider it does not know, listing the supported ones.
-func APIKeyEnv(model string) (string, error) {
+// Provider returns model's provider, e.g. "anthropic" for "anthropic/claude-sonnet-4-6". It
+// returns a *ValidationError for a malformed model or a provider the platform's model
+// endpoint does not serve, listing the ones it does.
+func Provider(model string) (string, error) {
 	if err := ValidateModel(model); err != nil {
 		return "", err
 	}
 	provider, _, _ := strings.Cut(model, "/")
-	if env, ok := apiKeyEnvs[provider]; ok {
-		return env, nil
+	if _, ok := providerAPIs[provider]; ok {
+		return provider, nil
 	}
 	// The provider passed validProvider, so it is safe and short to echo.
 	return "", invalid("model", "unsupported provider %q; supported: %s",

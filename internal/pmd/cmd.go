@@ -19,6 +19,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/config"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
+	"github.com/pocketmolt/pocketmolt/internal/modelaccess"
 	"github.com/pocketmolt/pocketmolt/internal/version"
 )
 
@@ -85,6 +86,8 @@ func commonFlags(fs *pflag.FlagSet) {
 	fs.Duration("billing-test-period", billing.DefaultTestPeriod, "length of a paid period in test billing mode (no Stripe key): short for demos that show a period end")
 	fs.String("anthropic-api-key-file", "", "file holding the platform's Anthropic key, for customers on included credits")
 	fs.String("openai-api-key-file", "", "file holding the platform's OpenAI key, for customers on included credits")
+	fs.String("anthropic-base-url", modelaccess.DefaultAnthropicBaseURL, "where hosts send bots' Anthropic calls (the Messages API's root)")
+	fs.String("openai-base-url", modelaccess.DefaultOpenAIBaseURL, "where hosts send bots' OpenAI calls (the API's root, with /v1)")
 	fs.String("bot-image", bots.DefaultImage, "gateway image for bots that name none")
 	fs.Duration("bot-start-timeout", bots.DefaultStartWait, "how long a bot may take to pass /startupz before it is failed")
 	fs.String("bot-disk-limit", bytesize.Format(bots.DefaultDiskLimit), "disk a bot's state and workspace may take on its host, for bots created without --disk; its agent stops a bot over it")

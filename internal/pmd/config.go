@@ -67,9 +67,17 @@ type Config struct {
 	// BillingTestPeriod is a period's length in test billing mode.
 	BillingTestPeriod time.Duration `mapstructure:"billing-test-period" yaml:"billing-test-period,omitempty"`
 	// AnthropicAPIKeyFile and OpenAIAPIKeyFile hold the platform's own model keys, for
-	// customers on included credits.
+	// customers on included credits and operators' bots made without a key. Bots never see
+	// them: their hosts' model endpoints swap them in.
 	AnthropicAPIKeyFile string `mapstructure:"anthropic-api-key-file" yaml:"anthropic-api-key-file,omitempty"`
 	OpenAIAPIKeyFile    string `mapstructure:"openai-api-key-file" yaml:"openai-api-key-file,omitempty"`
+	// AnthropicBaseURL and OpenAIBaseURL are where hosts send bots' model calls: the
+	// providers' public APIs unless a proxy or a stand-in is in between.
+	AnthropicBaseURL string `mapstructure:"anthropic-base-url" yaml:"anthropic-base-url,omitempty"`
+	OpenAIBaseURL    string `mapstructure:"openai-base-url" yaml:"openai-base-url,omitempty"`
+	// Prices are what model calls cost, in credits per million tokens, by "provider/model",
+	// with "default" for a model not listed; empty means the built-in table.
+	Prices map[string]usage.PriceConfig `mapstructure:"prices" yaml:"prices,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 	// Admin is init's --admin: the name in the first admin certificate. Never read from a file.
@@ -188,6 +196,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < 0 || c.TokenTTL > fleet.MaxTokenTTL || c.TokenTTL > 0 && c.TokenTTL < time.Minute {
 		return fmt.Errorf("token-ttl %s: use between 1m and %s", c.TokenTTL, fleet.MaxTokenTTL)
+	}
+	if err := c.validateModels(); err != nil {
+		return err
 	}
 	return c.validateCustomers()
 }

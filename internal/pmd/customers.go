@@ -183,13 +183,16 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 	if err != nil {
 		return err
 	}
-	d.Credits = &credits.Ledger{Store: d.Store}
 	keys, err := cfg.platformKeys()
 	if err != nil {
 		return err
 	}
+	providers := map[string]bool{}
+	for p := range keys {
+		providers[p] = true
+	}
 	bc := billing.Config{Plans: cfg.plans(), PublicURL: d.PublicURL, GracePeriod: cfg.BillingGracePeriod,
-		Retention: cfg.BillingRetention, PlatformKeys: keys, TestPeriod: cfg.BillingTestPeriod, TestMode: cfg.BillingTestMode,
+		Retention: cfg.BillingRetention, PlatformProviders: providers, TestPeriod: cfg.BillingTestPeriod, TestMode: cfg.BillingTestMode,
 		EventHandled: d.Metrics.StripeEvent}
 	key, err := readSecret("stripe.secret_key", cfg.Stripe.SecretKey, cfg.Stripe.SecretKeyFile)
 	if err != nil {

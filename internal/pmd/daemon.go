@@ -39,6 +39,8 @@ type Daemon struct {
 	Accounts *accounts.Service
 	Billing  *billing.Service
 	Credits  *credits.Ledger
+	// Usage counts model calls and debits credits for them.
+	Usage *usage.Service
 	// PublicURL is where customers and Stripe reach pmd.
 	PublicURL string
 	// Metrics is nil unless metrics-addr is set.
@@ -144,7 +146,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (d *Daemon, err err
 	if err != nil {
 		return nil, err
 	}
-	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout, DiskLimit: diskLimit}, log)
+	models, err := d.openModels(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.Bots = bots.New(st, d.Fleet, kr, bots.Config{Image: cfg.BotImage, StartTimeout: cfg.BotStartTimeout, DiskLimit: diskLimit, Models: models}, log)
 	d.Fleet.SetObserver(d.Bots)
 	if err := d.openCustomers(cfg, kr); err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func realBilling(t testing.TB, st *store.Store, now func() time.Time, log *slog.
 	fl := fleet.New(st, ca, fleet.Config{Now: now}, log)
 	bs := bots.New(st, fl, kr, bots.Config{Now: now}, log)
 	cfg := billing.Config{Plans: testPlans(), PublicURL: "https://pm.test", Now: now, TestMode: true,
-		PlatformKeys: map[string]string{"anthropic": "sk-ant-platform-key-0123456789"}}
+		PlatformProviders: map[string]bool{"anthropic": true}}
 	return billing.New(st, bs, &credits.Ledger{Store: st, Now: now}, kr, cfg, log)
 }
 

@@ -1,0 +1,63 @@
+package pmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pocketmolt/pocketmolt/internal/credits"
+	"github.com/pocketmolt/pocketmolt/internal/modelaccess"
+	"github.com/pocketmolt/pocketmolt/internal/usage"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
+)
+
+// validateModels checks the model gateway's settings: the upstreams and the price table.
+func (c *Config) validateModels() error {
+	for name, u := range map[string]string{"anthropic-base-url": c.AnthropicBaseURL, "openai-base-url": c.OpenAIBaseURL} {
+		if err := modelaccess.ValidBaseURL(u); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	_, err := usage.ParsePrices(c.prices())
+	return err
+}
+
+// prices is the price table as configured, or the built-in one.
+func (c *Config) prices() map[string]usage.PriceConfig {
+	if len(c.Prices) == 0 {
+		return usage.DefaultPrices()
+	}
+	return c.Prices
+}
+
+// openModels assembles pmd's side of the model gateway: usage accounting (the agents'
+// POST /v1/usage, debiting customers' credits), and the model access each bot gets in its
+// host's desired set — the platform's keys or its owner's, its allowance and call limits.
+// It runs before the bots service, which takes the access policy; call limits come from
+// billing, assembled later.
+func (d *Daemon) openModels(cfg Config) (*modelaccess.Policy, error) {
+	table, err := usage.ParsePrices(cfg.prices())
+	if err != nil {
+		return nil, err
+	}
+	d.Credits = &credits.Ledger{Store: d.Store}
+	d.Usage = usage.New(usage.Config{Store: d.Store, Ledger: d.Credits, Prices: table, Log: d.log.With("component", "usage"), Metrics: d.Metrics})
+	d.Fleet.HandleAgent("POST /v1/usage", d.Usage.Handle)
+	keys, err := cfg.platformKeys()
+	if err != nil {
+		return nil, err
+	}
+	return modelaccess.New(modelaccess.Config{
+		Providers: map[string]modelaccess.Upstream{
+			wire.ProviderAnthropic: {BaseURL: cfg.AnthropicBaseURL, Key: keys[wire.ProviderAnthropic]},
+			wire.ProviderOpenAI:    {BaseURL: cfg.OpenAIBaseURL, Key: keys[wire.ProviderOpenAI]},
+		},
+		Prices:    table,
+		Allowance: d.Usage.Allowance,
+		Limits: func(ctx context.Context, userID string) (wire.CallLimits, error) {
+			if d.Billing == nil {
+				return wire.CallLimits{}, nil
+			}
+			return d.Billing.ModelLimits(ctx, userID)
+		},
+	})
+}
