@@ -367,7 +367,6 @@ func TestBotsCreateRefused(t *testing.T) {
 	}{
 		{"no name", []string{"bots", "create", "--model", "m", "--api-key-file", key}, "", "error: --name is required"},
 		{"no model", []string{"bots", "create", "--name", "x", "--api-key-file", key}, "", "error: --model is required"},
-		{"no api key", create(), "", "error: --api-key-file is required"},
 		{"missing file", create("--api-key-file", missing), "", "error: --api-key-file " + missing + ": no such file or directory"},
 		{"empty file", create("--api-key-file", empty), "", "error: --api-key-file " + empty + ": empty"},
 		{"empty stdin", create("--api-key-file", "-"), "\n", "error: --api-key-file stdin: empty"},

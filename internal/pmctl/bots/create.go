@@ -53,7 +53,7 @@ func NewCmdCreate(f *cmdutil.Factory, runF func(context.Context, *CreateOptions)
 	opts := &CreateOptions{IO: f.IOStreams, APIClient: f.APIClient, Now: f.Now}
 	var memory, disk cmdutil.SizeFlag
 	cmd := &cobra.Command{
-		Use:   "create --name <name> --model <provider/model> --api-key-file <file> [flags]",
+		Use:   "create --name <name> --model <provider/model> [--api-key-file <file>] [flags]",
 		Short: "Create a bot",
 		Long: `Create a bot. pmd records it, picks a host unless --host names one, and the host
 pulls the image and starts the gateway in the background: the command returns at once
@@ -64,16 +64,21 @@ places it as soon as a host has room for it. A bot with --placement dedicated al
 waits for a host of its own: enroll one with
 "pmctl hosts token create <host> --for-bot <name>"; no other bot goes on that host.
 
-The model provider's API key and the Telegram bot token are read from files, "-" meaning
-stdin, with trailing whitespace trimmed. They are sent to pmd only in this request and
-never shown again.
+Without --api-key-file the bot's model calls use the platform's key for the model's
+provider (pmd's anthropic-api-key-file or openai-api-key-file); with it, the key given.
+Either way the key never reaches the bot: its host's model endpoint swaps it in for the
+bot's own model token, and meters every call ("pmctl usage get <name>").
+
+The API key and the Telegram bot token are read from files, "-" meaning stdin, with
+trailing whitespace trimmed. They are sent to pmd only in this request and never shown
+again.
 
 Memory and disk take bytes or a binary unit: 2GiB, 1536MiB, 2G (= 2GiB, as in docker).
 Resources left unset get pmd's defaults; --force allows less memory than the gateway needs.
 The disk limit bounds what the bot's state and workspace take on its host: its agent
 stops the bot while it is over (change it later with "pmctl bots edit --disk").`,
-		Example: `  pmctl bots create --name alice --model anthropic/claude-sonnet-4-6 \
-    --api-key-file ./anthropic.txt --telegram-token-file ./tg.txt
+		Example: `  pmctl bots create --name alice --model anthropic/claude-sonnet-4-6 --telegram-token-file ./tg.txt
+  pmctl bots create --name carol --model openai/gpt-5.1 --api-key-file ./carols-openai-key.txt
   pass show anthropic | pmctl bots create --name bob --host edge-1 \
     --model anthropic/claude-sonnet-4-6 --api-key-file - --memory 2GiB --cpus 2`,
 		Args: cmdutil.NoArgs,
@@ -83,8 +88,6 @@ stops the bot while it is over (change it later with "pmctl bots edit --disk").`
 				return cmdutil.FlagErrorf("--name is required")
 			case opts.Model == "":
 				return cmdutil.FlagErrorf("--model is required")
-			case opts.APIKeyFile == "":
-				return cmdutil.FlagErrorf("--api-key-file is required")
 			case opts.APIKeyFile == "-" && opts.TelegramTokenFile == "-":
 				return cmdutil.FlagErrorf("only one of --api-key-file and --telegram-token-file can be - (stdin)")
 			case opts.CPUs < 0:
@@ -107,7 +110,7 @@ stops the bot while it is over (change it later with "pmctl bots edit --disk").`
 	fl.StringVar(&opts.Name, "name", "", "name of the bot (required)")
 	fl.StringVar(&opts.Host, "host", "", "host name or id to run on (default: pmd picks one)")
 	fl.StringVar(&opts.Model, "model", "", "model as provider/model, e.g. anthropic/claude-sonnet-4-6 (required)")
-	fl.StringVar(&opts.APIKeyFile, "api-key-file", "", "file holding the model provider's API key, - for stdin (required)")
+	fl.StringVar(&opts.APIKeyFile, "api-key-file", "", "file holding the bot owner's own API key for the model's provider, - for stdin (default: the platform's key)")
 	fl.StringVar(&opts.TelegramTokenFile, "telegram-token-file", "", "file holding the Telegram bot token, - for stdin")
 	fl.StringVar(&opts.Image, "image", "", "gateway image reference (default: pmd's)")
 	fl.StringVar(&opts.ToolsProfile, "tools-profile", "", "OpenClaw tools profile, e.g. messaging (default: pmd's)")
@@ -126,9 +129,12 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 	if opts.IO.CanPrompt && (opts.APIKeyFile == "-" || opts.TelegramTokenFile == "-") {
 		fmt.Fprintln(opts.IO.ErrOut, "Reading the secret from stdin; end it with Ctrl-D.")
 	}
-	apiKey, err := readSecret(opts.IO.In, "--api-key-file", opts.APIKeyFile)
-	if err != nil {
-		return err
+	var apiKey string
+	var err error
+	if opts.APIKeyFile != "" {
+		if apiKey, err = readSecret(opts.IO.In, "--api-key-file", opts.APIKeyFile); err != nil {
+			return err
+		}
 	}
 	var telegram string
 	if opts.TelegramTokenFile != "" {
