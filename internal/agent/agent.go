@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +22,9 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/hostfacts"
+	"github.com/pocketmolt/pocketmolt/internal/modelgate"
 	"github.com/pocketmolt/pocketmolt/internal/pki"
+	"github.com/pocketmolt/pocketmolt/internal/spool"
 	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -51,6 +54,8 @@ type Agent struct {
 	started time.Time
 	mu      sync.Mutex
 	facts   wire.HostFacts
+	// models serves the bots' model endpoints and ships their usage; made by Run.
+	models *Models
 
 	// renewAfter is when pmd said to try a refused renewal again. Guarded by mu, like
 	// revoked: a session's heartbeat loop may still be finishing as the next one starts.
@@ -64,6 +69,11 @@ type Agent struct {
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	if a.Bots != nil {
+		closeModels, err := a.openModels()
+		if err != nil {
+			return err
+		}
+		defer closeModels()
 		go a.Bots.Run(ctx)
 	}
 	maxB := a.MaxBackoff
@@ -92,6 +102,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, maxB)
 	}
+}
+
+// openModels opens the usage spool in the state dir and the model endpoints the bots reach
+// their models through. What the spool holds from before (pmd away, the agent killed)
+// counts against the bots' allowances until pmd has it, and is shipped first.
+func (a *Agent) openModels() (func(), error) {
+	sp, err := spool.Open(filepath.Join(a.State.Dir, "usage"), a.Log.With("component", "spool"))
+	if err != nil {
+		return nil, fmt.Errorf("usage spool: %w", err)
+	}
+	g := modelgate.New(modelgate.Config{Sink: sp, Log: a.Log.With("component", "models")})
+	g.Pending(sp.Batch(sp.Len()))
+	a.models = NewModels(g, sp, a.Log.With("component", "models"))
+	a.Bots.SetModels(a.models)
+	return func() {
+		a.models.Close()
+		if err := sp.Close(); err != nil {
+			a.Log.Error("close usage spool", "error", err.Error())
+		}
+	}, nil
 }
 
 // jitter spreads reconnects over [d/2, d) so a restarted pmd is not hit by every agent at once.
@@ -124,6 +154,13 @@ func (a *Agent) connect(ctx context.Context) (bool, error) {
 			}
 		})
 		defer a.Bots.SetNotify(nil)
+	}
+	if a.models != nil {
+		go a.models.Ship(ctx, func(ctx context.Context, b wire.UsageBatch) (wire.UsageReply, error) {
+			var reply wire.UsageReply
+			err := call(ctx, sess, http.MethodPost, "/v1/usage", b, &reply)
+			return reply, err
+		})
 	}
 	served := make(chan error, 1)
 	go func() { served <- sess.Serve(a.handler(), log) }()
