@@ -2,8 +2,9 @@ package modelgate
 
 import (
 	"fmt"
-	"github.com/pocketmolt/pocketmolt/internal/wire"
 	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // window holds the times of a bot's last calls, for a sliding per-minute limit.

@@ -92,7 +92,7 @@ func (m *meter) tokens(reqBytes int) (wire.Tokens, bool) {
 		t.Input, est = estimate(reqBytes), true
 	}
 	if !m.outputSeen {
-		t.Output, est = estimate(m.text), true
+		t.Output, est = max(t.Output, estimate(m.text)), true
 	}
 	return t, est
 }
@@ -309,6 +309,7 @@ func (m *meter) event(data []byte) (terminal bool) {
 		case "message_start":
 			if e.Message != nil {
 				m.anthropic(e.Message.Usage)
+				m.outputSeen = false // a first count; message_delta has the real one
 			}
 		case "content_block_delta":
 			if e.Delta != nil {
