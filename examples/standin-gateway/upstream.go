@@ -62,6 +62,7 @@ type errUpstream struct {
 	status  int    // the provider's status; 0 when it never answered
 	message string // the provider's own error message, if it gave one
 	timeout bool
+	cut     bool // the provider answered 200 and its answer broke off or was not readable
 	err     error
 }
 
@@ -69,6 +70,8 @@ func (e *errUpstream) Error() string {
 	switch {
 	case e.timeout:
 		return "model call timed out"
+	case e.cut:
+		return fmt.Sprintf("model answer broke off: %v", e.err)
 	case e.status != 0:
 		return fmt.Sprintf("model provider answered %d: %s", e.status, e.message)
 	}
@@ -84,6 +87,9 @@ func (e *errUpstream) apiError(u *upstream) *apiError {
 	case e.timeout:
 		return &apiError{status: http.StatusGatewayTimeout, typ: "timeout",
 			message: fmt.Sprintf("The model call to %s timed out after %s.", u.Provider, u.timeout())}
+	case e.cut:
+		return &apiError{status: http.StatusBadGateway, typ: "upstream_error",
+			message: fmt.Sprintf("The answer from the model provider %s broke off.", u.Provider)}
 	case e.status != 0:
 		msg := fmt.Sprintf("The model provider %s answered %d %s", u.Provider, e.status, http.StatusText(e.status))
 		if e.message != "" {
@@ -398,11 +404,11 @@ func (g *gateway) upstreamChat(w http.ResponseWriter, r *http.Request, req *chat
 	if !req.stream {
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxModelAnswer))
 		if err != nil {
-			return failed(err)
+			return failed(&errUpstream{cut: true, err: err})
 		}
 		reply, err := parseWholeAnswer(u.wire(), body)
 		if err != nil {
-			return failed(err)
+			return failed(&errUpstream{cut: true, err: err})
 		}
 		g.appendTurn(key, input, reply.text)
 		writeJSON(w, http.StatusOK, chatCompletion{
@@ -440,10 +446,7 @@ func (g *gateway) upstreamChat(w http.ResponseWriter, r *http.Request, req *chat
 		return nil
 	}
 	if err != nil {
-		ae := failed(err).(*apiError)
-		if ae.typ == "upstream_error" {
-			ae.message = fmt.Sprintf("The answer from the model provider %s broke off.", u.Provider)
-		}
+		ae := failed(&errUpstream{cut: true, err: err}).(*apiError)
 		_ = send(errorBody{errorDetail{ae.message, ae.typ, ""}})
 		return nil // no [DONE]: the client sees the answer did not finish
 	}
