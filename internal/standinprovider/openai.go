@@ -94,6 +94,11 @@ func openaiMessages(raw []json.RawMessage) (conversation, error) {
 	return c, nil
 }
 
+// requestError is a 400 message in the provider's own words, which are not Go's error style.
+type requestError string
+
+func (e requestError) Error() string { return string(e) }
+
 // chatAPI is Chat Completions: POST /v1/chat/completions with a bearer key.
 type chatAPI struct{}
 
@@ -203,7 +208,7 @@ func (responsesAPI) parse(body []byte) (*request, error) {
 		return nil, errors.New("We could not parse the JSON body of your request. (" + err.Error() + ")")
 	}
 	if in.Model == "" {
-		return nil, errors.New("Missing required parameter: 'model'.")
+		return nil, requestError("Missing required parameter: 'model'.")
 	}
 	req := &request{model: in.Model, stream: in.Stream}
 	var s string
@@ -218,7 +223,7 @@ func (responsesAPI) parse(body []byte) (*request, error) {
 		}
 		req.conv = conv
 	default:
-		return nil, errors.New("Missing required parameter: 'input'.")
+		return nil, requestError("Missing required parameter: 'input'.")
 	}
 	if in.Instructions != "" {
 		req.conv.system = strings.TrimSpace(in.Instructions + "\n" + req.conv.system)
