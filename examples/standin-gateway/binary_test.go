@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"debug/elf"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // buildStatic builds the binary the image ships: CGO_ENABLED=0.
@@ -139,6 +143,73 @@ func TestBinary(t *testing.T) {
 	for _, secret := range []string{token, "private words"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("log leaks %q", secret)
+		}
+	}
+}
+
+// TestBinaryUpstream runs the static binary with the config the platform writes: the model
+// token comes from PM_MODEL_TOKEN in the process environment, the turn goes to the stand-in
+// provider, and neither the token nor the conversation reaches the log. Without
+// PM_MODEL_TOKEN the start is refused with 78, as OpenClaw refuses it.
+func TestBinaryUpstream(t *testing.T) {
+	bin := buildStatic(t)
+	p := startProvider(t)
+	dir := t.TempDir()
+	cfg := upstreamConfig("anthropic", "claude-sonnet-4-6", p.URL(), "")
+	if err := os.WriteFile(filepath.Join(dir, "openclaw.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	missing := exec.CommandContext(t.Context(), bin, "gateway", "--port", itoa(freePort(t)), "--bind", "loopback")
+	missing.Env = []string{"OPENCLAW_STATE_DIR=" + dir}
+	out, err := missing.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitConfig || !strings.Contains(string(out), "PM_MODEL_TOKEN") {
+		t.Errorf("without PM_MODEL_TOKEN: %v %s", err, out)
+	}
+
+	port := freePort(t)
+	cmd := exec.Command(bin, "gateway", "--port", itoa(port), "--bind", "loopback")
+	cmd.Env = []string{"OPENCLAW_STATE_DIR=" + dir, "STANDIN_STARTUP_DELAY=0s", wire.EnvModelToken + "=" + modelToken}
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://127.0.0.1:" + itoa(port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the binary did not listen within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"openclaw","stream":true,"messages":[{"role":"user","content":"private words"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if text, _, done, _ := clientAnswer(t, b, true); resp.StatusCode != 200 || !done || text != "stand-in claude-sonnet-4-6: private words" {
+		t.Errorf("chat: %d %s", resp.StatusCode, b)
+	}
+	calls := p.Calls()
+	if len(calls) != 1 || calls[0].APIKey != modelToken {
+		t.Errorf("the provider got %+v", calls)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	for _, secret := range []string{modelToken, "private words"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("log leaks %q:\n%s", secret, logs.String())
 		}
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // errConfig marks every problem with the configuration; run maps it to exit code 78
@@ -38,6 +40,13 @@ var (
 	chatCompletionsKeys  = []string{"enabled", "images"}
 	bindModes            = []string{"auto", "lan", "loopback", "custom", "tailnet"}
 	authModes            = []string{"none", "token", "password", "trusted-proxy"}
+	modelsKeys           = []string{"mode", "providers", "catalogRefresh"}
+	providerKeys         = []string{"baseUrl", "apiKey", "auth", "api", "maxTokens", "timeoutSeconds",
+		"region", "injectNumCtxForOpenAICompat", "params", "agentRuntime", "localService", "headers",
+		"authHeader", "request", "models"}
+	providerAPIs = []string{"openai-completions", "openai-responses", "openai-chatgpt-responses",
+		"anthropic-messages", "google-generative-ai", "google-vertex", "github-copilot",
+		"bedrock-converse-stream", "ollama", "pi-messages", "azure-openai-responses"}
 )
 
 // config is the part of openclaw.json the stand-in acts on.
@@ -54,6 +63,10 @@ type config struct {
 	TerminalEnabled bool
 	Agents          []string        // ids under agents.entries
 	KnownModels     map[string]bool // "provider/model" ids from models.providers and agents.defaults
+	// Upstream is the model provider chat turns go to: the provider of
+	// agents.defaults.model.primary when models.providers has a baseUrl for it. nil keeps the
+	// stand-in's own echo.
+	Upstream *upstream
 }
 
 // stateDir returns OPENCLAW_STATE_DIR or ~/.openclaw. HOME may be unset in a FROM scratch
@@ -217,8 +230,8 @@ func parseConfig(data []byte, lookup func(string) (string, bool)) (*config, erro
 		return nil, err
 	}
 
-	// Agents and provider models only feed the model and agent checks of the chat endpoint;
-	// their own shape is not validated here.
+	// Agents only feed the model and agent checks of the chat endpoint; their own shape is not
+	// validated here.
 	agents, _ := root["agents"].(map[string]any)
 	if entries, ok := agents["entries"].(map[string]any); ok {
 		for id := range entries {
@@ -226,28 +239,112 @@ func parseConfig(data []byte, lookup func(string) (string, bool)) (*config, erro
 		}
 		sort.Strings(cfg.Agents)
 	}
+	primary := ""
 	if defaults, ok := agents["defaults"].(map[string]any); ok {
-		if m, ok := defaults["model"].(map[string]any); ok {
-			if p, ok := m["primary"].(string); ok && p != "" {
-				cfg.KnownModels[p] = true
-			}
+		switch m := defaults["model"].(type) {
+		case string:
+			primary = m
+		case map[string]any:
+			primary, _ = m["primary"].(string)
 		}
 	}
-	models, _ := root["models"].(map[string]any)
-	if providers, ok := models["providers"].(map[string]any); ok {
-		for name, p := range providers {
-			pm, _ := p.(map[string]any)
-			list, _ := pm["models"].([]any)
+	if primary != "" {
+		cfg.KnownModels[primary] = true
+	}
+	providers, err := parseModels(root, cfg.KnownModels, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if name, modelID, ok := strings.Cut(primary, "/"); ok && modelID != "" {
+		if p, ok := providers[name]; ok && p.BaseURL != "" {
+			p.Provider, p.Model = name, modelID
+			cfg.Upstream = p
+		}
+	}
+	return cfg, nil
+}
+
+// parseModels validates the models section as OpenClaw's schema does (models and each
+// models.providers.<id> allow no other keys), records every provider model in known and
+// returns the providers by id.
+func parseModels(root map[string]any, known map[string]bool, lookup func(string) (string, bool)) (map[string]*upstream, error) {
+	models, err := object(root, "models", "")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeys(models, "models", modelsKeys); err != nil {
+		return nil, err
+	}
+	if _, err := str(models, "mode", "models", []string{"merge", "replace"}); err != nil {
+		return nil, err
+	}
+	providers, err := object(models, "providers", "models")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*upstream{}
+	for name, v := range providers {
+		at := "models.providers." + name
+		pm, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s must be an object", errConfig, at)
+		}
+		if err := checkKeys(pm, at, providerKeys); err != nil {
+			return nil, err
+		}
+		p := &upstream{}
+		if p.BaseURL, err = str(pm, "baseUrl", at, nil); err != nil {
+			return nil, err
+		}
+		if p.BaseURL != "" {
+			if u, perr := url.Parse(p.BaseURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("%w: %s.baseUrl must be an http(s) URL", errConfig, at)
+			}
+		}
+		if p.APIKey, err = secret(pm, "apiKey", at, lookup); err != nil {
+			return nil, err
+		}
+		if p.API, err = str(pm, "api", at, providerAPIs); err != nil {
+			return nil, err
+		}
+		if p.MaxTokens, err = positive(pm, "maxTokens", at); err != nil {
+			return nil, err
+		}
+		secs, err := positive(pm, "timeoutSeconds", at)
+		if err != nil {
+			return nil, err
+		}
+		p.Timeout = time.Duration(secs) * time.Second
+		if v, ok := pm["models"]; ok {
+			list, isList := v.([]any)
+			if !isList {
+				return nil, fmt.Errorf("%w: %s.models must be an array", errConfig, at)
+			}
 			for _, m := range list {
 				if mm, ok := m.(map[string]any); ok {
 					if id, ok := mm["id"].(string); ok {
-						cfg.KnownModels[name+"/"+id] = true
+						known[name+"/"+id] = true
 					}
 				}
 			}
 		}
+		out[name] = p
 	}
-	return cfg, nil
+	return out, nil
+}
+
+// positive reads an optional positive integer (0 when absent).
+func positive(m map[string]any, key, at string) (int, error) {
+	v, ok := m[key]
+	if !ok {
+		return 0, nil
+	}
+	n, isNum := v.(json.Number)
+	i, err := n.Int64()
+	if !isNum || err != nil || i < 1 || i > 1<<31 {
+		return 0, fmt.Errorf("%w: %s must be a positive integer", errConfig, join(at, key))
+	}
+	return int(i), nil
 }
 
 func checkKeys(m map[string]any, at string, allowed []string) error {

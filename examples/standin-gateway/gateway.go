@@ -50,6 +50,10 @@ type gateway struct {
 	started   time.Time
 	phase     atomic.Int32
 
+	// client calls the model provider (cfg.Upstream); it never uses a proxy from the
+	// environment, as the provider is the platform's own endpoint on the bot's network.
+	client *http.Client
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -72,6 +76,7 @@ func newGateway(cfg *config, authMode, secret string, readyFail []string, log *s
 		now:       now,
 		started:   now(),
 		sessions:  map[string]*session{},
+		client:    newModelClient(),
 	}
 }
 
@@ -514,6 +519,10 @@ func (g *gateway) chatCompletions(w http.ResponseWriter, r *http.Request) error 
 			req.modelOverride, provider)}
 	}
 
+	if g.cfg.Upstream != nil {
+		return g.upstreamChat(w, r, req, key, input)
+	}
+
 	prompt := 0
 	for _, m := range req.messages {
 		prompt += wordCount(m.text())
@@ -564,6 +573,44 @@ func (g *gateway) recordTurn(key, input string) (turnNo, historyWords int) {
 		s.turns = s.turns[1:]
 	}
 	return s.count, historyWords
+}
+
+// history returns a copy of the turns kept for the session named by key (none for "").
+func (g *gateway) history(key string) []turn {
+	if key == "" {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, ok := g.sessions[key]; ok {
+		return append([]turn(nil), s.turns...)
+	}
+	return nil
+}
+
+// appendTurn keeps a turn the model answered in the session named by key (none for "").
+func (g *gateway) appendTurn(key, user, assistant string) {
+	if key == "" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.sessions[key]
+	if !ok {
+		if len(g.sessions) >= maxSessions {
+			for k := range g.sessions { // evict an arbitrary session
+				delete(g.sessions, k)
+				break
+			}
+		}
+		s = &session{}
+		g.sessions[key] = s
+	}
+	s.count++
+	s.turns = append(s.turns, turn{user: user, assistant: assistant})
+	if len(s.turns) > maxTurnsPerSession {
+		s.turns = s.turns[1:]
+	}
 }
 
 // replyText is the stand-in's deterministic answer to input on turn n of a session.

@@ -76,6 +76,9 @@ func newTestGateway(t *testing.T, dir string) *gateway {
 	if err != nil {
 		t.Fatalf("parse the recordings' config: %v", err)
 	}
+	// The recordings' mock provider is not running: the replay checks the stand-in's own
+	// answers, so its chat turns stay with the echo.
+	cfg.Upstream = nil
 	return newGateway(cfg, "token", cfg.Token, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 }
 
