@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -118,6 +119,8 @@ type Spool struct {
 	// taken before mu.
 	wmu sync.Mutex
 	f   *os.File // the segment being written, open for append; guarded by wmu
+	// fsyncs counts the fsyncs of records, for the benchmark's records per fsync.
+	fsyncs atomic.Int64
 
 	// readMu serializes reading records back from disk into the window. It is taken
 	// before mu.
@@ -531,6 +534,7 @@ func (s *Spool) write(buf []byte) error {
 		}
 		return fmt.Errorf("write spool segment: %w", err)
 	}
+	s.fsyncs.Add(1)
 	if err := s.f.Sync(); err != nil {
 		err = fmt.Errorf("fsync spool segment: %w", err)
 		s.setBroken(err)

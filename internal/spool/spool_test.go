@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -558,5 +560,32 @@ func TestConcurrent(t *testing.T) {
 	}
 	if n := len(segFiles(t, dir)); n > 2 {
 		t.Fatalf("%d segments left after everything was acked", n)
+	}
+}
+
+// BenchmarkAppend appends from many goroutines at once, with real fsyncs in a temp dir;
+// records/s is what group commit sustains, fsyncs/op how many records share one.
+func BenchmarkAppend(b *testing.B) {
+	for _, par := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			s, err := OpenConfig(b.TempDir(), discard, Config{MaxBytes: 4 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var n atomic.Int64
+			b.SetParallelism(par)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.Append(context.Background(), rec(int(n.Add(1)))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(b.N)/float64(s.fsyncs.Load()), "records/fsync")
+		})
 	}
 }
