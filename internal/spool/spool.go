@@ -11,6 +11,13 @@
 // on disk is shipped again, acked or not; pmd commits each record id once, so a re-sent
 // record is never counted twice.
 //
+// Recovery (Open) keeps every frame whose checksum holds. A torn tail (a write cut short)
+// is cut off so that appends continue after the last good record; a damaged run in the
+// middle (a flipped bit) loses the record it hits, and the frames after it are found again
+// by their magic and kept. A crash can leave whole frames of a group whose fsync never
+// returned: they are kept, since they are calls that really happened; nothing is kept that
+// was not appended.
+//
 // Memory is bounded: at most Config.MemRecords unacked records are held in memory; the rest
 // stay on disk and are read back as the oldest ones are acked. Disk is bounded:
 // Config.MaxBytes of segments, after which Append returns ErrFull and the caller refuses
@@ -606,12 +613,13 @@ func (s *Spool) collectLocked() {
 	kept := s.segs[:0]
 	for _, seg := range s.segs {
 		if seg != last && seg != s.loadSeg && seg.unacked <= 0 {
-			if err := os.Remove(seg.path); err == nil || errors.Is(err, os.ErrNotExist) {
+			err := os.Remove(seg.path)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
 				s.diskBytes -= seg.size
 				continue
-			} else {
-				s.log.Warn("remove acked usage spool segment", "file", seg.path, "error", err)
 			}
+			// Kept, and tried again at the next Ack.
+			s.log.Warn("remove acked usage spool segment", "file", seg.path, "error", err)
 		}
 		kept = append(kept, seg)
 	}

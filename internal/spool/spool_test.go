@@ -589,3 +589,46 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestCloseDuringAppends closes the spool while Appends are under way: each returns nil
+// (and is then on disk) or ErrClosed (and is not).
+func TestCloseDuringAppends(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ok []string
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				r := rec(w*100_000 + i)
+				err := s.Append(t.Context(), r)
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+				mu.Lock()
+				ok = append(ok, r.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	s = openT(t, dir, Config{})
+	got := ids(s.Batch(s.Len()))
+	slices.Sort(got)
+	slices.Sort(ok)
+	if len(ok) == 0 || !slices.Equal(got, ok) {
+		t.Fatalf("%d appends returned nil, %d records on disk", len(ok), len(got))
+	}
+}
