@@ -705,8 +705,9 @@ func (s *Spool) readBack(path string, off, end int64, want int) ([]wire.UsageRec
 	return recs, next, nil
 }
 
-// Ack forgets the records with these ids: pmd has committed them. Ids not in the spool, or
-// not yet handed out by Batch, are ignored. Segments left with no unacked record are
+// Ack forgets the records with these ids: pmd has committed them. Ids not among the records
+// held in memory (unknown, acked already, or not yet read back from disk, so never handed
+// out by Batch) are ignored. Segments left with no unacked record are
 // deleted; when the segment being written is left so, the spool rotates to let it go. Ack
 // returns ErrClosed after Close.
 func (s *Spool) Ack(ids []string) error {
