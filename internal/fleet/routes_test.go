@@ -35,7 +35,7 @@ func TestHandleAgent(t *testing.T) {
 		{"the route answers with the session's host", "POST", "/v1/usage", 200, "hello h-1", ""},
 		{"its errors are the API's", "POST", "/v1/usage?fail=1", 403, "", wire.CodePermissionDenied},
 		{"internal errors say nothing", "POST", "/v1/usage?crash=1", 500, "", wire.CodeInternal},
-		{"the method is the pattern's", "GET", "/v1/usage", 405, "", ""},
+		{"another method is not found", "GET", "/v1/usage", 404, "", wire.CodeNotFound},
 		{"other paths are still not found", "POST", "/v1/nope", 404, "", wire.CodeNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
