@@ -86,6 +86,7 @@ func (s *Service) Handle(w http.ResponseWriter, r *http.Request, hostID string) 
 // The reply carries the allowance of each customer's bot on credits the batch named.
 func (s *Service) Commit(ctx context.Context, hostID string, b wire.UsageBatch) (wire.UsageReply, error) {
 	now := s.now()
+	b.Records = slices.Clone(b.Records) // CheckBatch works in place; the caller's batch stays as it was
 	clamped, err := CheckBatch(&b, now)
 	if err != nil {
 		return wire.UsageReply{}, err

@@ -170,7 +170,7 @@ func TestCommit(t *testing.T) {
 				rec("c1", "claude-haiku-4-5", wire.Tokens{Input: 1, Output: 1}),
 				rec("c1", "claude-sonnet-4-6", wire.Tokens{Input: 1_000_000}), // BYOK: metered, not debited
 				rec("c2", "gpt-5.1", wire.Tokens{Input: 3, Output: 7}),
-				rec("op", "claude-sonnet-4-6", wire.Tokens{Input: 50}), // an operator's: never debited
+				rec("op", "claude-sonnet-4-6", wire.Tokens{Input: 50}),   // an operator's: never debited
 				rec("gone", "claude-sonnet-4-6", wire.Tokens{Input: 50}), // deleted since: kept, no owner
 				rec("c1", "claude-next-9", wire.Tokens{Output: 2}),       // no price: the default (Opus)
 				rec("c1", "claude-next-9", wire.Tokens{Output: 3}),
@@ -186,7 +186,10 @@ func TestCommit(t *testing.T) {
 				t.Fatalf("committed %d, want 8", reply.Committed)
 			}
 			// What each record costs, by the price arithmetic alone.
-			cost := func(r wire.UsageRecord) int64 { p, _ := f.table.Lookup(r.Provider, r.Model); return prices.Cost(p, r.Tokens) }
+			cost := func(r wire.UsageRecord) int64 {
+				p, _ := f.table.Lookup(r.Provider, r.Model)
+				return prices.Cost(p, r.Tokens)
+			}
 			var wantU1, wantU2 int64
 			for _, r := range b.Records {
 				switch {
