@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pocketmolt/pocketmolt/internal/credits"
+	"github.com/pocketmolt/pocketmolt/internal/metrics"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/usage"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -187,5 +191,36 @@ func TestParsePrices(t *testing.T) {
 				t.Fatalf("ParsePrices = %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestMetricsCountOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, backends()["sqlite"](t))
+	svc := usage.New(usage.Config{Store: f.st, Ledger: f.ledger, Prices: f.table, Now: func() time.Time { return now }, Metrics: metrics.New(reg)})
+	b := wire.UsageBatch{
+		Records:  []wire.UsageRecord{rec("c1", "claude-haiku-4-5", wire.Tokens{Input: 10, Output: 5}), rec("op", "gpt-5.1", wire.Tokens{Input: 7})},
+		Refusals: []wire.UsageRefusal{{BotID: "c1", Provider: "anthropic", Reason: wire.RefusedCredits, Count: 3}},
+	}
+	for range 3 { // sent again twice: nothing more is counted
+		if _, err := svc.Commit(t.Context(), "h1", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP pocketmolt_usage_records_committed_total Usage records pmd committed; a record an agent sent again is not counted twice.
+# TYPE pocketmolt_usage_records_committed_total counter
+pocketmolt_usage_records_committed_total 2
+# HELP pocketmolt_model_refusals_total Model calls an agent refused itself, by provider and reason (credits, rate, provider, token, upstream).
+# TYPE pocketmolt_model_refusals_total counter
+pocketmolt_model_refusals_total{provider="anthropic",reason="credits"} 3
+# HELP pocketmolt_model_tokens_total Tokens model calls used as their providers reported (or the agent estimated), by provider and kind (input, output, cache_read, cache_write).
+# TYPE pocketmolt_model_tokens_total counter
+pocketmolt_model_tokens_total{kind="input",provider="anthropic"} 10
+pocketmolt_model_tokens_total{kind="input",provider="openai"} 7
+pocketmolt_model_tokens_total{kind="output",provider="anthropic"} 5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pocketmolt_usage_records_committed_total", "pocketmolt_model_refusals_total", "pocketmolt_model_tokens_total"); err != nil {
+		t.Error(err)
 	}
 }
