@@ -83,10 +83,17 @@ func (l *Ledger) Adjust(ctx context.Context, actor, userID string, amount Amount
 // Debit takes metered usage (amount > 0) from a customer's credits, once per key (a usage
 // record's id): a second call with the same key takes nothing and returns false.
 func (l *Ledger) Debit(ctx context.Context, userID string, amount Amount, key, reason string) (bool, error) {
+	return l.DebitTx(ctx, l.Store, userID, amount, key, reason)
+}
+
+// DebitTx is Debit on tx, the caller's transaction, so the debit commits with the usage it
+// pays for. ErrNotFound (wrapped) if the user is gone; on PostgreSQL that error also aborts
+// tx, so callers check the user first.
+func (l *Ledger) DebitTx(ctx context.Context, tx *store.Store, userID string, amount Amount, key, reason string) (bool, error) {
 	if amount <= 0 || key == "" {
 		return false, fmt.Errorf("debit credits: want a positive amount and a key, got %s and %q", amount, key)
 	}
-	ok, err := l.Store.AppendCredit(ctx, store.CreditEntry{UserID: userID, Kind: store.CreditDebit, Amount: -int64(amount),
+	ok, err := tx.AppendCredit(ctx, store.CreditEntry{UserID: userID, Kind: store.CreditDebit, Amount: -int64(amount),
 		Reason: reason, Actor: "usage", IdempotencyKey: "debit:" + key, CreatedAt: l.now()})
 	if err != nil {
 		return false, fmt.Errorf("debit credits: %w", err)

@@ -108,6 +108,8 @@ type Fleet struct {
 	sessions sync.WaitGroup
 	closed   bool
 	observer Observer
+	// routes are extra agent-API routes other components registered (HandleAgent).
+	routes []agentRoute
 
 	limits         limiters
 	revokedServers []string          // guarded by mu

@@ -176,6 +176,11 @@ func (f *Fleet) agentAPI(c *conn, log *slog.Logger) http.Handler {
 		}
 		return f.renew(r.Context(), w, c, rr)
 	}))
+	for _, rt := range f.routes {
+		mux.Handle(rt.pattern, httpapi.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+			return rt.h(w, r, c.hostID)
+		}))
+	}
 	mux.Handle("/", httpapi.NotFound(log))
 	return f.cfg.Metrics.HTTP("tunnel", mux)
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	stripe   *prometheus.CounterVec
 	tunnel   tunnelMetrics
+	usage    usageMetrics
 }
 
 // NewRegistry returns a registry holding the Go runtime and process collectors.
@@ -62,6 +63,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.stripe = newStripeCounter()
 	reg.MustRegister(m.requests, m.duration, m.sessions, m.events, m.stripe)
 	m.tunnel = newTunnelMetrics(reg)
+	m.usage = newUsageMetrics(reg)
 	return m
 }
 
