@@ -94,11 +94,11 @@ const (
 
 // Refusal reasons (the agent answered the bot itself, in the provider's error shape).
 const (
-	RefusedCredits  = "credits"   // the allowance is spent
-	RefusedRate     = "rate"      // calls per minute or per day
-	RefusedProvider = "provider"  // a provider the bot may not call
-	RefusedToken    = "token"     // no token, or not this bot's
-	RefusedUpstream = "upstream"  // the provider could not be reached
+	RefusedCredits  = "credits"  // the allowance is spent
+	RefusedRate     = "rate"     // calls per minute or per day
+	RefusedProvider = "provider" // a provider the bot may not call
+	RefusedToken    = "token"    // no token, or not this bot's
+	RefusedUpstream = "upstream" // the provider could not be reached
 )
 
 // MaxUsageBatch bounds the records in one POST /v1/usage.
