@@ -62,8 +62,8 @@ var _ UsageReports = (*fakeUsage)(nil)
 // noFleet is a fleet with no hosts; the test's bots wait for one.
 type noFleet struct{}
 
-func (noFleet) Status(store.Host) string             { return wire.HostOffline }
-func (noFleet) Reachable(string) bool                { return false }
+func (noFleet) Status(store.Host) string            { return wire.HostOffline }
+func (noFleet) Reachable(string) bool               { return false }
 func (noFleet) Client(string) (*http.Client, error) { return nil, errors.New("no hosts") }
 
 // usageServer serves the usage routes of an API on a real store, as the admin "admin:op",

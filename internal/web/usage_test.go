@@ -181,4 +181,3 @@ func TestUsageText(t *testing.T) {
 		}
 	}
 }
-
