@@ -31,6 +31,8 @@ type API struct {
 	Log    *slog.Logger
 	// Customers serves users, subscriptions and credits; nil leaves those routes out.
 	Customers *Customers
+	// Usage serves model usage reports; nil makes their routes answer unavailable.
+	Usage UsageReports
 }
 
 type actorKey struct{}
@@ -65,6 +67,7 @@ func (a *API) Handler() http.Handler {
 	route("GET /v1/bots/{ref}/health", a.botHealth)
 	route("POST /v1/bots/{ref}/chat", a.chat)
 	a.customerRoutes(route)
+	a.usageRoutes(route)
 	mux.Handle("/", httpapi.NotFound(a.Log))
 	return mux
 }

@@ -128,6 +128,7 @@ type dashData struct {
 	KeyText   string
 	PeriodEnd string
 	Model     string // the model as people read it
+	Usage     *usageView
 }
 
 func (s *Server) dashData(ov billing.Overview) dashData {
@@ -178,7 +179,9 @@ func (s *Server) showDashboard(w http.ResponseWriter, r *http.Request, sess acco
 	if errText != "" {
 		v.Notice = ""
 	}
-	v.Data = s.dashData(ov)
+	d := s.dashData(ov)
+	d.Usage = s.usageView(r.Context(), sess.User.ID, ov)
+	v.Data = d
 	return s.render(w, status, "dashboard", v)
 }
 

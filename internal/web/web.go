@@ -53,6 +53,8 @@ var _ Billing = (*billing.Service)(nil)
 type Config struct {
 	Accounts *accounts.Service
 	Billing  Billing
+	// Usage gives the dashboard the customer's model usage; nil leaves it off.
+	Usage Usage
 	// PublicURL is the address customers use ("https://pm.example.com"). Cookies are Secure
 	// unless it is plain http on a loopback host (pmd dev).
 	PublicURL string
@@ -79,6 +81,7 @@ const (
 type Server struct {
 	acc       *accounts.Service
 	bill      Billing
+	usage     Usage
 	log       *slog.Logger
 	now       func() time.Time
 	clientIP  func(*http.Request) string
@@ -103,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("web: public url %q: want http(s)://host[:port] with no path", cfg.PublicURL)
 	}
 	s := &Server{
-		acc: cfg.Accounts, bill: cfg.Billing, log: cfg.Logger, now: cfg.Now, clientIP: cfg.ClientIP,
+		acc: cfg.Accounts, bill: cfg.Billing, usage: cfg.Usage, log: cfg.Logger, now: cfg.Now, clientIP: cfg.ClientIP,
 		publicURL: u.Scheme + "://" + u.Host,
 		secure:    !(u.Scheme == "http" && isLoopback(u.Hostname())),
 		interval:  cfg.StatusInterval, streamFor: cfg.StreamFor, formTTL: cfg.FormTokenTTL,

@@ -16,6 +16,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/credits"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/hosts"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/subs"
+	"github.com/pocketmolt/pocketmolt/internal/pmctl/usage"
 	"github.com/pocketmolt/pocketmolt/internal/pmctl/users"
 	"github.com/pocketmolt/pocketmolt/internal/version"
 )
@@ -64,6 +65,7 @@ piped, and JSON or YAML with -o.`,
 		users.NewCmdUsers(f),
 		subs.NewCmdSubs(f),
 		credits.NewCmdCredits(f),
+		usage.NewCmdUsage(f),
 		certs.NewCmdCerts(f),
 		admins.NewCmdAdmins(f),
 		audit.NewCmdAudit(f),
