@@ -247,5 +247,6 @@ func (a *API) adjustCredits(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Customers.Credits.Adjust(r.Context(), actor(r), u.ID, amount, req.Reason); err != nil {
 		return err
 	}
+	a.Bots.CreditsChanged(r.Context(), u.ID)
 	return a.writeCredits(w, r, u)
 }

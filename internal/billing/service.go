@@ -77,6 +77,8 @@ type Bots interface {
 	Restart(ctx context.Context, actor, ref string) (wire.Bot, error)
 	Delete(ctx context.Context, actor, ref string, purge bool) (wire.Bot, error)
 	Reconfigure(ctx context.Context, actor, ref string, c bots.Changes) (wire.Bot, error)
+	// CreditsChanged tells a customer's bots' hosts their new allowance.
+	CreditsChanged(ctx context.Context, userID string)
 }
 
 // Service sells plans and keeps each paying customer's bot in step with their

@@ -74,6 +74,9 @@ func (s *Service) endOrRenew(ctx context.Context, x store.Subscription) error {
 	}
 	s.log.Info("subscription period ended", "subscription_id", x.ID, "renewed", renew)
 	s.converge(ctx, x.ID)
+	if renew {
+		s.bots.CreditsChanged(ctx, x.UserID) // the new period's credits reach the bot's host
+	}
 	return nil
 }
 

@@ -50,3 +50,17 @@ func (s *Service) checkModels(model string, ownKey bool) error {
 	}
 	return s.cfg.Models.Check(p, ownKey)
 }
+
+// CreditsChanged sends the hosts of a customer's bots their desired sets again, so that the
+// allowance their model endpoints hold follows a grant or an adjustment at once rather than
+// at the next usage pmd counts. Failures are logged: the next sync carries it too.
+func (s *Service) CreditsChanged(ctx context.Context, userID string) {
+	bs, err := s.store.ListBotsByOwner(ctx, Customer(userID))
+	if err != nil {
+		s.log.Warn("credits changed: list the customer's bots", "user_id", userID, "error", err.Error())
+		return
+	}
+	for _, b := range bs {
+		s.Kick(b.HostID) // "" (waiting for a host) does nothing
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/fleet"
 	"github.com/pocketmolt/pocketmolt/internal/mail"
+	"github.com/pocketmolt/pocketmolt/internal/usage"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/accounts"
 	"github.com/pocketmolt/pocketmolt/internal/billing"
-	"github.com/pocketmolt/pocketmolt/internal/credits"
 	"github.com/pocketmolt/pocketmolt/internal/mail"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/web"
@@ -222,7 +221,7 @@ func (d *Daemon) openCustomers(cfg Config, kr *secret.Keyring) error {
 	if err != nil {
 		return err
 	}
-	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, PublicURL: d.PublicURL,
+	d.web, err = web.New(web.Config{Accounts: d.Accounts, Billing: d.Billing, Usage: dashboardUsage{d}, PublicURL: d.PublicURL,
 		Logger: d.log.With("listener", "public"), ClientIP: clientIP(proxies)})
 	return err
 }

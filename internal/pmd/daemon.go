@@ -25,6 +25,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/pki"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
+	"github.com/pocketmolt/pocketmolt/internal/usage"
 	"github.com/pocketmolt/pocketmolt/internal/web"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -171,6 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Fleet: d.Fleet, Bots: d.Bots, Store: d.Store, Log: d.log.With("listener", "admin"),
 		Admins:    &admins.Service{Store: d.Store, CA: d.CA},
 		Customers: &adminapi.Customers{Accounts: d.Accounts, Billing: d.Billing, Credits: d.Credits},
+		Usage:     d.Usage,
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { d.Fleet.Run(ctx); return nil })

@@ -3,10 +3,12 @@ package pmd
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/credits"
 	"github.com/pocketmolt/pocketmolt/internal/modelaccess"
 	"github.com/pocketmolt/pocketmolt/internal/usage"
+	"github.com/pocketmolt/pocketmolt/internal/web"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -60,4 +62,26 @@ func (d *Daemon) openModels(cfg Config) (*modelaccess.Policy, error) {
 			return d.Billing.ModelLimits(ctx, userID)
 		},
 	})
+}
+
+// dashboardUsage is a customer's usage as the dashboard shows it: tokens, and the credits
+// taken for them, today and since their period began.
+type dashboardUsage struct{ d *Daemon }
+
+func (u dashboardUsage) CustomerUsage(ctx context.Context, userID string) (web.UsageSummary, error) {
+	var start time.Time
+	if x, err := u.d.Billing.CurrentSubscription(ctx, userID); err == nil && x.PeriodStart != nil {
+		start = *x.PeriodStart
+	}
+	cu, err := u.d.Usage.Customer(ctx, userID, start)
+	if err != nil {
+		return web.UsageSummary{}, err
+	}
+	tokens := func(t wire.Tokens) int64 { return t.Input + t.Output + t.CacheRead + t.CacheWrite }
+	return web.UsageSummary{
+		TodayCalls: cu.Today.Calls, PeriodCalls: cu.Period.Calls,
+		TodayTokens: tokens(cu.Today.Tokens), PeriodTokens: tokens(cu.Period.Tokens),
+		TodayCredits: cu.Today.Debited.String(), PeriodCredits: cu.Period.Debited.String(),
+		PeriodStart: cu.PeriodStart,
+	}, nil
 }
