@@ -78,7 +78,7 @@ type Config struct {
 	OpenAIBaseURL    string `mapstructure:"openai-base-url" yaml:"openai-base-url,omitempty"`
 	// Prices are what model calls cost, in credits per million tokens, by "provider/model",
 	// with "default" for a model not listed; empty means the built-in table.
-	Prices map[string]usage.PriceConfig `mapstructure:"prices" yaml:"prices,omitempty"`
+	Prices []usage.PriceConfig `mapstructure:"prices" yaml:"prices,omitempty"`
 	// Force is init's --force; it is never read from a file.
 	Force bool `mapstructure:"force" yaml:"-"`
 	// Admin is init's --admin: the name in the first admin certificate. Never read from a file.

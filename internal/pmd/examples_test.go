@@ -93,6 +93,9 @@ func TestExampleConfigLoads(t *testing.T) {
 			}
 			w := want
 			w.DataDir = dir
+			if tc.name == "serve" { // the model gateway's settings are serve's
+				w.AnthropicBaseURL, w.OpenAIBaseURL = "https://api.anthropic.com", "https://api.openai.com/v1"
+			}
 			if !reflect.DeepEqual(got, w) {
 				t.Errorf("loaded %+v\nwant   %+v", got, w)
 			}

@@ -1,6 +1,7 @@
 package pmd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -14,17 +15,28 @@ import (
 
 // validateModels checks the model gateway's settings: the upstreams and the price table.
 func (c *Config) validateModels() error {
-	for name, u := range map[string]string{"anthropic-base-url": c.AnthropicBaseURL, "openai-base-url": c.OpenAIBaseURL} {
-		if err := modelaccess.ValidBaseURL(u); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+	for _, p := range wire.ModelProviders() {
+		if err := modelaccess.ValidBaseURL(c.baseURL(p)); err != nil {
+			return fmt.Errorf("%s-base-url: %w", p, err)
 		}
 	}
 	_, err := usage.ParsePrices(c.prices())
 	return err
 }
 
+// baseURL is where hosts send provider's calls: as configured, or the provider's public API.
+func (c *Config) baseURL(provider string) string {
+	switch provider {
+	case wire.ProviderAnthropic:
+		return cmp.Or(c.AnthropicBaseURL, modelaccess.DefaultAnthropicBaseURL)
+	case wire.ProviderOpenAI:
+		return cmp.Or(c.OpenAIBaseURL, modelaccess.DefaultOpenAIBaseURL)
+	}
+	return ""
+}
+
 // prices is the price table as configured, or the built-in one.
-func (c *Config) prices() map[string]usage.PriceConfig {
+func (c *Config) prices() []usage.PriceConfig {
 	if len(c.Prices) == 0 {
 		return usage.DefaultPrices()
 	}
@@ -50,8 +62,8 @@ func (d *Daemon) openModels(cfg Config) (*modelaccess.Policy, error) {
 	}
 	return modelaccess.New(modelaccess.Config{
 		Providers: map[string]modelaccess.Upstream{
-			wire.ProviderAnthropic: {BaseURL: cfg.AnthropicBaseURL, Key: keys[wire.ProviderAnthropic]},
-			wire.ProviderOpenAI:    {BaseURL: cfg.OpenAIBaseURL, Key: keys[wire.ProviderOpenAI]},
+			wire.ProviderAnthropic: {BaseURL: cfg.baseURL(wire.ProviderAnthropic), Key: keys[wire.ProviderAnthropic]},
+			wire.ProviderOpenAI:    {BaseURL: cfg.baseURL(wire.ProviderOpenAI), Key: keys[wire.ProviderOpenAI]},
 		},
 		Prices:    table,
 		Allowance: d.Usage.Allowance,

@@ -11,9 +11,13 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-// PriceConfig is one model's price as pmd's config writes it: credits per million tokens, as
-// decimals ("3", "0.30"). Input and Output are required; an empty cache price is 0.
+// PriceConfig is one model's price as pmd's config writes it: the model ("provider/model", or
+// DefaultKey for the price of every model the table lacks) and credits per million tokens, as
+// decimals ("3", "0.30"). Input and Output are required; an empty cache price is 0. The table
+// is a list, not a map, because model ids hold dots ("openai/gpt-5.1"), which a config key
+// cannot.
 type PriceConfig struct {
+	Model      string `mapstructure:"model" yaml:"model" json:"model"`
 	Input      string `mapstructure:"input" yaml:"input" json:"input"`
 	Output     string `mapstructure:"output" yaml:"output" json:"output"`
 	CacheRead  string `mapstructure:"cache_read" yaml:"cache_read" json:"cache_read"`
@@ -26,10 +30,17 @@ const DefaultKey = "default"
 // maxPrice bounds one price: 100,000 credits per million tokens is far past any model's.
 const maxPrice = 100_000 * credits.Micro
 
-// ParsePrices turns the config's price table into a prices.Table. Keys are "provider/model"
-// (anthropic/claude-sonnet-4-6) and DefaultKey, which is required: it prices every model the
-// table lacks. Errors name the key at fault.
-func ParsePrices(m map[string]PriceConfig) (prices.Table, error) {
+// ParsePrices turns the config's price table into a prices.Table. Models are "provider/model"
+// (anthropic/claude-sonnet-4-6), each at most once, and DefaultKey, which is required: it
+// prices every model the table lacks. Errors name the model at fault.
+func ParsePrices(list []PriceConfig) (prices.Table, error) {
+	m := make(map[string]PriceConfig, len(list))
+	for _, c := range list {
+		if _, dup := m[c.Model]; dup {
+			return prices.Table{}, fmt.Errorf("prices: %s is priced twice: keep one", termsafe.Line(c.Model))
+		}
+		m[c.Model] = c
+	}
 	t := prices.Table{Models: make(map[string]wire.Price, len(m))}
 	def, ok := m[DefaultKey]
 	if !ok {
@@ -100,14 +111,16 @@ func parsePrice(c PriceConfig) (wire.Price, error) {
 // — is the dearest of them, Claude Opus: a model pmd has no price for may be a new and
 // expensive one, and charging it at the top list price means an unknown model never costs the
 // platform more than it charges; the warning logged for it says to add its real price.
-func DefaultPrices() map[string]PriceConfig {
-	opus := PriceConfig{Input: "15", Output: "75", CacheRead: "1.50", CacheWrite: "18.75"}
-	return map[string]PriceConfig{
-		"anthropic/claude-sonnet-4-6": {Input: "3", Output: "15", CacheRead: "0.30", CacheWrite: "3.75"},
-		"anthropic/claude-haiku-4-5":  {Input: "1", Output: "5", CacheRead: "0.10", CacheWrite: "1.25"},
-		"anthropic/claude-opus-4-1":   opus,
-		"openai/gpt-5.1":              {Input: "1.25", Output: "10", CacheRead: "0.125", CacheWrite: "0"},
-		"openai/gpt-5-mini":           {Input: "0.25", Output: "2", CacheRead: "0.025", CacheWrite: "0"},
-		DefaultKey:                    opus,
+func DefaultPrices() []PriceConfig {
+	opus := func(model string) PriceConfig {
+		return PriceConfig{Model: model, Input: "15", Output: "75", CacheRead: "1.50", CacheWrite: "18.75"}
+	}
+	return []PriceConfig{
+		{Model: "anthropic/claude-sonnet-4-6", Input: "3", Output: "15", CacheRead: "0.30", CacheWrite: "3.75"},
+		{Model: "anthropic/claude-haiku-4-5", Input: "1", Output: "5", CacheRead: "0.10", CacheWrite: "1.25"},
+		opus("anthropic/claude-opus-4-1"),
+		{Model: "openai/gpt-5.1", Input: "1.25", Output: "10", CacheRead: "0.125", CacheWrite: "0"},
+		{Model: "openai/gpt-5-mini", Input: "0.25", Output: "2", CacheRead: "0.025", CacheWrite: "0"},
+		opus(DefaultKey),
 	}
 }

@@ -150,6 +150,11 @@ func TestHandle(t *testing.T) {
 	}
 }
 
+func withModel(model string, c usage.PriceConfig) usage.PriceConfig {
+	c.Model = model
+	return c
+}
+
 func TestParsePrices(t *testing.T) {
 	def := usage.DefaultPrices()
 	table, err := usage.ParsePrices(def)
@@ -172,18 +177,19 @@ func TestParsePrices(t *testing.T) {
 	ok := usage.PriceConfig{Input: "1", Output: "2"}
 	for _, tc := range []struct {
 		name string
-		m    map[string]usage.PriceConfig
+		m    []usage.PriceConfig
 		want string // in the error
 	}{
-		{"no default", map[string]usage.PriceConfig{"anthropic/x": ok}, `no "default" price`},
-		{"no model", map[string]usage.PriceConfig{"default": ok, "anthropic/": ok}, "anthropic/: want provider/model"},
-		{"no provider", map[string]usage.PriceConfig{"default": ok, "claude": ok}, "claude: want provider/model"},
-		{"unknown provider", map[string]usage.PriceConfig{"default": ok, "mistral/large": ok}, `mistral/large: provider "mistral"`},
-		{"no output price", map[string]usage.PriceConfig{"default": ok, "openai/gpt-5": {Input: "1"}}, "openai/gpt-5: output: no price"},
-		{"not a number", map[string]usage.PriceConfig{"default": {Input: "three", Output: "1"}}, "default: input: amount"},
-		{"negative", map[string]usage.PriceConfig{"default": ok, "openai/gpt-5": {Input: "1", Output: "-2"}}, "openai/gpt-5: output: -2.00 credits"},
-		{"too many decimals", map[string]usage.PriceConfig{"default": {Input: "0.0000001", Output: "1"}}, "default: input"},
-		{"spaces in a model", map[string]usage.PriceConfig{"default": ok, "openai/gpt 5": ok}, "openai/gpt 5: model must be"},
+		{"no default", []usage.PriceConfig{withModel("anthropic/x", ok)}, `no "default" price`},
+		{"no model", []usage.PriceConfig{withModel("default", ok), withModel("anthropic/", ok)}, "anthropic/: want provider/model"},
+		{"no provider", []usage.PriceConfig{withModel("default", ok), withModel("claude", ok)}, "claude: want provider/model"},
+		{"unknown provider", []usage.PriceConfig{withModel("default", ok), withModel("mistral/large", ok)}, `mistral/large: provider "mistral"`},
+		{"no output price", []usage.PriceConfig{withModel("default", ok), withModel("openai/gpt-5", usage.PriceConfig{Input: "1"})}, "openai/gpt-5: output: no price"},
+		{"not a number", []usage.PriceConfig{withModel("default", usage.PriceConfig{Input: "three", Output: "1"})}, "default: input: amount"},
+		{"negative", []usage.PriceConfig{withModel("default", ok), withModel("openai/gpt-5", usage.PriceConfig{Input: "1", Output: "-2"})}, "openai/gpt-5: output: -2.00 credits"},
+		{"too many decimals", []usage.PriceConfig{withModel("default", usage.PriceConfig{Input: "0.0000001", Output: "1"})}, "default: input"},
+		{"spaces in a model", []usage.PriceConfig{withModel("default", ok), withModel("openai/gpt 5", ok)}, "openai/gpt 5: model must be"},
+		{"priced twice", []usage.PriceConfig{withModel("default", ok), withModel("openai/gpt-5.1", ok), withModel("openai/gpt-5.1", ok)}, "openai/gpt-5.1 is priced twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := usage.ParsePrices(tc.m)
