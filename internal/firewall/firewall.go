@@ -10,7 +10,8 @@
 //
 //   - POCKETMOLT-<prefix>-INPUT, jumped to from INPUT: traffic from bots to the host itself.
 //     Replies (conntrack ESTABLISHED,RELATED) are left to the host's own rules; what the
-//     operator allows is accepted; everything else is rejected. This covers every host
+//     operator allows is accepted, and so are the agent's own endpoints (Config.Endpoints)
+//     at the bot's own bridge gateway; everything else is rejected. This covers every host
 //     address: the bridge gateways, docker0, the primary address, any other.
 //   - POCKETMOLT-<prefix>-FORWARD, jumped to from DOCKER-USER (from FORWARD when the Engine
 //     has not made DOCKER-USER): traffic from bots through the host. Replies are left alone,
@@ -93,9 +94,15 @@ type Config struct {
 	// Bridges is the name prefix of the bridge interfaces of the bots to fence: 1-9 letters
 	// and digits (runtime/docker.BridgePrefix of the agent's id). It also names the chains.
 	Bridges string
-	// Allow are accepted before anything is refused: the operator's allowances, the host's
-	// DNS servers (DNS), and later the agent's own endpoints on the bridge gateways.
+	// Allow are accepted before anything is refused: the operator's allowances and the
+	// host's DNS servers (DNS).
 	Allow []Rule
+	// Endpoints are the agent's own endpoints on the bots' bridge gateways (the model
+	// endpoint): accepted in the input chain only, and only when the destination is an
+	// address of the very bridge the traffic came in on — a bot's own gateway, never another
+	// bot's. They are never accepted in the forward chain, so a bot cannot reach another
+	// bot's container on those ports either.
+	Endpoints []Rule
 	// Refuse are more destinations refused beyond Refused(): the bot subnet pool.
 	Refuse []netip.Prefix
 	// Dir is the directory holding iptables-save and iptables-restore and their ip6 twins;
@@ -150,8 +157,13 @@ func New(cfg Config) (*Firewall, error) {
 		}
 	}
 	for _, r := range cfg.Allow {
-		if !r.Prefix.IsValid() || (r.FromPort == 0) != (r.ToPort == 0) || r.ToPort < r.FromPort || (r.Proto != "" && r.Proto != "tcp" && r.Proto != "udp") {
+		if !r.valid() {
 			return nil, fmt.Errorf("bot firewall: invalid allowance %+v", r)
+		}
+	}
+	for _, r := range cfg.Endpoints {
+		if !r.valid() {
+			return nil, fmt.Errorf("bot firewall: invalid endpoint %+v", r)
 		}
 	}
 	log := cfg.Log
@@ -223,7 +235,7 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 		return fmt.Errorf("rules did not take: after %s, the jumps to %s, %s and %s are not all first", fam.restore, f.in, f.fwd, dockerUser)
 	}
 	f.snap[fam.name] = got
-	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "interfaces", f.iface(), "allow", f.allowStrings(fam)}
+	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "interfaces", f.iface(), "allow", ruleStrings(f.cfg.Allow, fam), "endpoints", ruleStrings(f.cfg.Endpoints, fam)}
 	if snap == nil {
 		f.log.Info("bot firewall rules installed", attrs...)
 	} else {
@@ -333,7 +345,20 @@ func (f *Firewall) render(fam family) map[string][]string {
 			allow = append(allow, strings.Join(m, " ")+" -j ACCEPT")
 		}
 	}
-	in := append(append(slices.Clone(replies), allow...), reject)
+	// An endpoint is accepted only at an address of the interface the traffic came in on:
+	// the host's address on the bot's own bridge. Any host address is local to the kernel,
+	// another bridge's gateway too, so the destination prefix alone would let one bot reach
+	// the endpoint another bot's agent serves.
+	var endpoints []string
+	for _, r := range f.cfg.Endpoints {
+		if r.Prefix.Addr().Is4() != fam.is4 {
+			continue
+		}
+		for _, m := range r.matches() {
+			endpoints = append(endpoints, strings.Join(m, " ")+" -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT")
+		}
+	}
+	in := append(append(append(slices.Clone(replies), allow...), endpoints...), reject)
 	fwd := append(append(replies[:1:1], allow...), "-o "+f.iface()+" "+reject)
 	for _, p := range append(slices.Clone(f.cfg.Refuse), fam.refused...) {
 		if p.Addr().Is4() == fam.is4 {
@@ -346,9 +371,10 @@ func (f *Firewall) render(fam family) map[string][]string {
 	return map[string][]string{f.in: in, f.fwd: fwd, f.rej: rej}
 }
 
-func (f *Firewall) allowStrings(fam family) []string {
+// ruleStrings are the rules of fam, as ParseRule reads them.
+func ruleStrings(rules []Rule, fam family) []string {
 	out := []string{}
-	for _, r := range f.cfg.Allow {
+	for _, r := range rules {
 		if r.Prefix.Addr().Is4() == fam.is4 {
 			out = append(out, r.String())
 		}
@@ -466,9 +492,10 @@ const OffWarning = "bot firewall is off (bot-firewall: false): bots can reach th
 
 // ForBots is the firewall of an agent's bots as pmagent run and pmd dev make it: bridges is
 // runtime/docker.BridgePrefix of the agent's id, allow the operator's allowances (ParseRules),
-// pool the bot subnet pool. The host's DNS servers are allowed on port 53 (see DNS), so bots
-// can resolve names even when the servers are on private addresses.
-func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger) (*Firewall, error) {
+// pool the bot subnet pool, endpoints the agent's own endpoints on the bridge gateways (see
+// Config.Endpoints). The host's DNS servers are allowed on port 53 (see DNS), so bots can
+// resolve names even when the servers are on private addresses.
+func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger, endpoints ...Rule) (*Firewall, error) {
 	dns, err := HostResolvers()
 	if err != nil {
 		return nil, fmt.Errorf("bot firewall: %w", err)
@@ -477,5 +504,5 @@ func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger) 
 	if pool.IsValid() {
 		refuse = append(refuse, pool)
 	}
-	return New(Config{Bridges: bridges, Allow: append(slices.Clone(allow), DNS(dns)...), Refuse: refuse, Log: log})
+	return New(Config{Bridges: bridges, Allow: append(slices.Clone(allow), DNS(dns)...), Endpoints: endpoints, Refuse: refuse, Log: log})
 }

@@ -183,6 +183,55 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestRenderEndpoints(t *testing.T) {
+	endpoints, err := ParseRules([]string{"10.213.0.0/16:18790/tcp", "[fd00:213::/48]:18790/tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Bridges: "pmab12c", Allow: []Rule{{Prefix: netip.MustParsePrefix("192.168.50.10/32")}}, Endpoints: endpoints, Refuse: []netip.Prefix{netip.MustParsePrefix("10.213.0.0/16")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, fwd, rej := f.Chains()
+	own := " -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT"
+	tests := []struct {
+		fam       family
+		wantIn    []string
+		forbidden string
+	}{
+		{ipv4, []string{
+			"-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+			"-d 192.168.50.10/32 -j ACCEPT",
+			"-d 10.213.0.0/16 -p tcp -m tcp --dport 18790" + own,
+			"-j " + rej,
+		}, "18790"},
+		{ipv6, []string{
+			"-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+			"-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN",
+			"-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN",
+			"-d fd00:213::/48 -p tcp -m tcp --dport 18790" + own,
+			"-j " + rej,
+		}, "18790"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fam.name, func(t *testing.T) {
+			rules := f.render(tt.fam)
+			if !slices.Equal(rules[in], tt.wantIn) {
+				t.Errorf("input chain:\n%s\nwant\n%s", strings.Join(rules[in], "\n"), strings.Join(tt.wantIn, "\n"))
+			}
+			// Never in the forward chain: another bot's container on that port stays refused.
+			for _, r := range rules[fwd] {
+				if strings.Contains(r, tt.forbidden) || strings.Contains(r, "addrtype") {
+					t.Errorf("forward chain accepts an endpoint: %q", r)
+				}
+			}
+		})
+	}
+	if p := f.Rules()["ipv4"]; !strings.Contains(p, "-A "+in+" -d 10.213.0.0/16 -p tcp -m tcp --dport 18790"+own+"\n") {
+		t.Errorf("Rules lacks the endpoint:\n%s", p)
+	}
+}
+
 func TestPayload(t *testing.T) {
 	f := testFirewall(t)
 	in, fwd, rej := f.Chains()
@@ -280,6 +329,17 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := New(Config{Bridges: "pmab12c", Allow: []Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Proto: "icmp"}}}); err == nil {
 		t.Error("an allowance for icmp accepted")
+	}
+	for _, bad := range []Rule{
+		{},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "sctp", FromPort: 1, ToPort: 1},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "tcp", FromPort: 18790},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "tcp", FromPort: 18791, ToPort: 18790},
+		{Prefix: netip.MustParsePrefix("10.213.0.1/16"), Proto: "tcp", FromPort: 18790, ToPort: 18790},
+	} {
+		if _, err := New(Config{Bridges: "pmab12c", Endpoints: []Rule{bad}}); err == nil {
+			t.Errorf("endpoint %+v accepted", bad)
+		}
 	}
 }
 
