@@ -197,9 +197,6 @@ func (tp *topology) serveOn(ns, addr, reply string) {
 	}
 }
 
-// connect tries addr from the bot: "" when it answered, else why not.
-func (tp *topology) connect(addr string) string { return tp.connectFrom(tp.bot, addr) }
-
 // connectFrom tries addr from the namespace ns: "" when it answered, else why not.
 func (tp *topology) connectFrom(ns, addr string) string {
 	out, err := exec.Command("ip", "netns", "exec", ns, tp.hostile, "connect", addr, "3s").CombinedOutput()
