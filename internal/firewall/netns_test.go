@@ -459,6 +459,27 @@ func TestFirewallEndpoints(t *testing.T) {
 			refused: []string{"10.213.77.1:" + port, "10.213.77.17:" + otherPort},
 		},
 	}
+	// Outside the host, the endpoint's port at a bridge gateway is refused (the guard); the
+	// host's other ports there are no business of the bot firewall's.
+	sh(t, "ip", "-n", tp.out, "route", "add", "10.213.77.0/24", "via", "203.0.113.1")
+	tests = append(tests, struct {
+		name           string
+		from           string
+		reach, refused []string
+	}{
+		name:    "outside the host",
+		from:    tp.out,
+		reach:   []string{"10.213.77.1:" + otherPort},
+		refused: []string{"10.213.77.1:" + port, "10.213.77.17:" + port},
+	}, struct {
+		name           string
+		from           string
+		reach, refused []string
+	}{
+		name:  "the host itself",
+		from:  tp.host,
+		reach: []string{"10.213.77.1:" + port, "10.213.77.17:" + port},
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tp.mustReachFrom(t, tt.from, tt.reach...)
@@ -477,6 +498,26 @@ func TestFirewallEndpoints(t *testing.T) {
 		if calls := tp.takeCalls(); !slices.Equal(calls, []string{"iptables-save", "ip6tables-save"}) {
 			t.Fatalf("a check of rules in place ran %q", calls)
 		}
+	})
+	t.Run("a rule above the guard's jump is overtaken", func(t *testing.T) {
+		tp.ipt(t, "iptables", "-w", "-I", "INPUT", "1", "-i", "outside0", "-j", "ACCEPT")
+		tp.mustReachFrom(t, tp.out, "10.213.77.1:"+port)
+		if err := fw.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tp.mustBeRefusedFrom(t, tp.out, "10.213.77.1:"+port)
+		tp.ipt(t, "iptables", "-w", "-D", "INPUT", "-i", "outside0", "-j", "ACCEPT")
+	})
+	t.Run("without endpoints, the guard goes", func(t *testing.T) {
+		plain := tp.firewall(t, tp.bridges)
+		if err := plain.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := tp.save(t, "iptables-save"); strings.Contains(s, "GUARD") || strings.Contains(s, "addrtype") {
+			t.Fatalf("iptables-save:\n%s", s)
+		}
+		tp.mustBeRefused(t, "10.213.77.1:"+port)
+		tp.mustReachFrom(t, tp.out, "10.213.77.1:"+port)
 	})
 }
 

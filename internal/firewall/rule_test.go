@@ -230,6 +230,25 @@ func TestRenderEndpoints(t *testing.T) {
 	if p := f.Rules()["ipv4"]; !strings.Contains(p, "-A "+in+" -d 10.213.0.0/16 -p tcp -m tcp --dport 18790"+own+"\n") {
 		t.Errorf("Rules lacks the endpoint:\n%s", p)
 	}
+
+	// The guard, jumped to for all traffic, refuses an endpoint at another interface's
+	// address: from outside, other containers, other agents' bots.
+	guard := chainPrefix + "pmab12c-GUARD"
+	wantGuard := map[string][]string{
+		"ipv4": {"-i lo -j RETURN", "-d 10.213.0.0/16 -p tcp -m tcp --dport 18790 -m addrtype ! --dst-type LOCAL --limit-iface-in -j " + rej},
+		"ipv6": {"-i lo -j RETURN", "-d fd00:213::/48 -p tcp -m tcp --dport 18790 -m addrtype ! --dst-type LOCAL --limit-iface-in -j " + rej},
+	}
+	for _, fam := range []family{ipv4, ipv6} {
+		if got := f.render(fam)[guard]; !slices.Equal(got, wantGuard[fam.name]) {
+			t.Errorf("%s guard:\n%s\nwant\n%s", fam.name, strings.Join(got, "\n"), strings.Join(wantGuard[fam.name], "\n"))
+		}
+		if p := f.Rules()[fam.name]; !strings.Contains(p, "\n-I INPUT 1 -j "+guard+"\n") || !strings.Contains(p, "\n:"+guard+" - [0:0]\n") {
+			t.Errorf("%s rules lack the guard and its jump:\n%s", fam.name, p)
+		}
+	}
+	if p := testFirewall(t).Rules()["ipv4"]; strings.Contains(p, "GUARD") {
+		t.Errorf("a guard without endpoints:\n%s", p)
+	}
 }
 
 func TestPayload(t *testing.T) {
@@ -241,6 +260,7 @@ func TestPayload(t *testing.T) {
 	jumpIn := "-A INPUT -i pmab12c+ -j " + in
 	jumpUser := "-A DOCKER-USER -i pmab12c+ -j " + fwd
 	jumpFwd := "-A FORWARD -i pmab12c+ -j " + fwd
+	guard := chainPrefix + "pmab12c-GUARD"
 	tests := []struct {
 		name      string
 		save      string
@@ -269,6 +289,12 @@ func TestPayload(t *testing.T) {
 			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n-A FORWARD -j DOCKER-USER\n" + jumpIn + "\n" + jumpUser + "\n-A DOCKER-USER -j RETURN\nCOMMIT\n",
 			want: []string{":" + in + " - [0:0]", "-A " + in + " -j " + rej, "-A " + rej + " -p tcp -j REJECT --reject-with tcp-reset"},
 			not:  []string{"-I ", "-D "},
+		},
+		{
+			name: "a guard left from a configuration with endpoints goes",
+			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n:" + guard + " - [0:0]\n-A INPUT -j " + guard + "\n-A FORWARD -j DOCKER-USER\n" + jumpIn + "\n" + jumpUser + "\nCOMMIT\n",
+			want: []string{"-D INPUT -j " + guard, "-F " + guard, "-X " + guard},
+			not:  []string{"-I ", ":" + guard},
 		},
 		{
 			name: "the Engine made DOCKER-USER after us: the FORWARD jump moves",
