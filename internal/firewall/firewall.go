@@ -13,6 +13,7 @@
 //     operator allows is accepted, and so are the agent's own endpoints (Config.Endpoints)
 //     at the bot's own bridge gateway; everything else is rejected. This covers every host
 //     address: the bridge gateways, docker0, the primary address, any other.
+//
 //   - POCKETMOLT-<prefix>-FORWARD, jumped to from DOCKER-USER (from FORWARD when the Engine
 //     has not made DOCKER-USER): traffic from bots through the host. Replies are left alone,
 //     what the operator allows is accepted, and then traffic to other bots' bridges, the bot
