@@ -13,20 +13,18 @@
 //     operator allows is accepted, and so are the agent's own endpoints (Config.Endpoints)
 //     at the bot's own bridge gateway; everything else is rejected. This covers every host
 //     address: the bridge gateways, docker0, the primary address, any other.
-//
 //   - POCKETMOLT-<prefix>-FORWARD, jumped to from DOCKER-USER (from FORWARD when the Engine
 //     has not made DOCKER-USER): traffic from bots through the host. Replies are left alone,
 //     what the operator allows is accepted, and then traffic to other bots' bridges, the bot
 //     subnet pool, and loopback, link-local, private (RFC 1918, 100.64.0.0/10, fc00::/7),
 //     multicast and reserved ranges is rejected. The rest — the internet — is left to the
 //     Engine's rules, which accept it.
-//
 //   - POCKETMOLT-<prefix>-GUARD, jumped to from INPUT for all traffic, only while there are
 //     Config.Endpoints: an endpoint's port at a host address of another interface than the
 //     one the traffic came in on is rejected — from outside the host, from other containers,
 //     from other agents' bots — so each endpoint answers only its own bot (and the host).
 //
-// Everything refused goes to a third chain, POCKETMOLT-<prefix>-REJECT, which REJECTs it (a
+// Everything refused goes to a chain of its own, POCKETMOLT-<prefix>-REJECT, which REJECTs it (a
 // TCP reset, or ICMP port unreachable), never drops it, so a bot fails fast.
 // Chains are replaced atomically (iptables-restore --noflush declaring only our chains) and
 // jumps are added only where absent. Ensure checks the rules with one iptables-save per

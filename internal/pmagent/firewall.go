@@ -30,9 +30,10 @@ func newFirewallCmd(stdout, stderr io.Writer) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "rules",
 		Short: "Print the rules pmagent run keeps, as iptables-restore input",
-		Long: `rules prints what pmagent run installs with these settings: two chains per address
-family (traffic from bots to this host, and through it), their rules, and the jumps to
-them from INPUT and DOCKER-USER.`,
+		Long: `rules prints what pmagent run installs with these settings: per address family, a
+chain for traffic from bots to this host and one for traffic through it, a chain that keeps
+the model endpoint to each bot's own gateway, their rules, and the jumps to them from INPUT
+and DOCKER-USER.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fw, _, err := firewallFor(cmd, stderr)
