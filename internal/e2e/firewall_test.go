@@ -420,9 +420,9 @@ func TestBotFirewallOnDocker(t *testing.T) {
 
 		// By name, as the bot's openclaw.json has it: its own gateway, through the firewall.
 		model := net.JoinHostPort(runtime.ModelHost, port)
-		out, err := exec.Command("docker", "exec", botA.ContainerID, "/hostile", "connect", model, "3s").CombinedOutput()
-		if err != nil || (mineA && !strings.Contains(string(out), "endpoint-of-A")) {
-			t.Errorf("bot A → %s: %v: %s", model, err, out)
+		got, err := exec.Command("docker", "exec", botA.ContainerID, "/hostile", "connect", model, "3s").CombinedOutput()
+		if err != nil || (mineA && !strings.Contains(string(got), "endpoint-of-A")) {
+			t.Errorf("bot A → %s: %v: %s", model, err, got)
 		}
 		reaches(t, botA.ContainerID, net.JoinHostPort(gwA.String(), port))
 		reaches(t, botB.ContainerID, net.JoinHostPort(gwB.String(), port))
@@ -433,6 +433,14 @@ func TestBotFirewallOnDocker(t *testing.T) {
 			net.JoinHostPort(gwA.String(), hostPort), // another port of its own gateway
 		)
 		refused(t, botB.ContainerID, net.JoinHostPort(gwA.String(), port))
+		// From outside the host (the outside namespace routes everything through it).
+		for _, gw := range []netip.Addr{gwA, gwB} {
+			addr := net.JoinHostPort(gw.String(), port)
+			got, err := exec.Command("ip", "netns", "exec", out.ns, hostileBin, "connect", addr, "3s").CombinedOutput()
+			if err == nil || !strings.Contains(string(got), "connection refused") {
+				t.Errorf("outside → %s: %v: %s, want connection refused", addr, err, got)
+			}
+		}
 	})
 
 	t.Run("the host's DNS servers answer the bot on port 53", func(t *testing.T) {
