@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,13 +17,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/pmagent"
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/standin"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -258,6 +262,35 @@ func hostAddrs(t *testing.T) []string {
 	return out
 }
 
+// modelEndpoint is what pmagent run opens to each bot at its own gateway: the model endpoint.
+var modelEndpoint = firewall.Rule{Prefix: docker.DefaultSubnetPool, Proto: "tcp", FromPort: runtime.ModelPort, ToPort: runtime.ModelPort}
+
+// listenOn serves reply to every connection on addr until the test ends. It reports false
+// when something else (the agent's own model endpoint) already listens there.
+func listenOn(t *testing.T, addr, reply string) bool {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		t.Logf("%s is taken (the agent's endpoint?): trying it as it is", addr)
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, reply+"\n")
+			c.Close()
+		}
+	}()
+	return true
+}
+
 func chainRules(t *testing.T, chain string) int {
 	out, err := exec.Command("iptables", "-w", "-S", chain).Output()
 	if err != nil {
@@ -298,7 +331,7 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fw, err := firewall.ForBots(bridges, rules, docker.DefaultSubnetPool, slog.New(slog.NewJSONHandler(agentLogs, nil)))
+		fw, err := firewall.ForBots(bridges, rules, docker.DefaultSubnetPool, slog.New(slog.NewJSONHandler(agentLogs, nil)), modelEndpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,6 +394,53 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		refused(t, botA.ContainerID, attacks...)
 		refused(t, botA.ContainerID, otherBot)
 		reaches(t, botA.ContainerID, internet)
+	})
+
+	t.Run("the model endpoint: each bot reaches it at its own gateway only", func(t *testing.T) {
+		port := strconv.Itoa(runtime.ModelPort)
+		ipA, _, _ := botNet(t, botA.ContainerID)
+		for _, want := range []struct {
+			id     string
+			ip, gw netip.Addr
+		}{{botA.ContainerID, ipA, gwA}, {botB.ContainerID, ipB, gwB}} {
+			if c, err := d.Inspect(ctx, want.id); err != nil || c.Gateway != want.gw || c.IP != want.ip {
+				t.Errorf("Inspect(%s) = gateway %s, address %s, %v; want %s, %s", want.id, c.Gateway, c.IP, err, want.gw, want.ip)
+			}
+		}
+		// Listeners where the agent serves each bot's model endpoint, and one in bot B's
+		// container on the same port.
+		mineA := listenOn(t, net.JoinHostPort(gwA.String(), port), "endpoint-of-A")
+		listenOn(t, net.JoinHostPort(gwB.String(), port), "endpoint-of-B")
+		if out, err := exec.Command("docker", "exec", "-d", botB.ContainerID, "/hostile", "serve", ":"+port, "bot-B").CombinedOutput(); err != nil {
+			t.Fatalf("listen in bot B: %v: %s", err, out)
+		}
+		eventually(t, 10*time.Second, "bot B listening on "+port, func() bool {
+			return exec.Command("docker", "exec", botB.ContainerID, "/hostile", "connect", "127.0.0.1:"+port, "1s").Run() == nil
+		})
+
+		// By name, as the bot's openclaw.json has it: its own gateway, through the firewall.
+		model := net.JoinHostPort(runtime.ModelHost, port)
+		got, err := exec.Command("docker", "exec", botA.ContainerID, "/hostile", "connect", model, "3s").CombinedOutput()
+		if err != nil || (mineA && !strings.Contains(string(got), "endpoint-of-A")) {
+			t.Errorf("bot A → %s: %v: %s", model, err, got)
+		}
+		reaches(t, botA.ContainerID, net.JoinHostPort(gwA.String(), port))
+		reaches(t, botB.ContainerID, net.JoinHostPort(gwB.String(), port))
+		refused(t, botA.ContainerID,
+			net.JoinHostPort(gwB.String(), port),     // another bot's endpoint
+			net.JoinHostPort(ipB.String(), port),     // another bot's container on that port
+			net.JoinHostPort(vethHost, port),         // the host's other addresses
+			net.JoinHostPort(gwA.String(), hostPort), // another port of its own gateway
+		)
+		refused(t, botB.ContainerID, net.JoinHostPort(gwA.String(), port))
+		// From outside the host (the outside namespace routes everything through it).
+		for _, gw := range []netip.Addr{gwA, gwB} {
+			addr := net.JoinHostPort(gw.String(), port)
+			got, err := exec.Command("ip", "netns", "exec", out.ns, hostileBin, "connect", addr, "3s").CombinedOutput()
+			if err == nil || !strings.Contains(string(got), "connection refused") {
+				t.Errorf("outside → %s: %v: %s, want connection refused", addr, err, got)
+			}
+		}
 	})
 
 	t.Run("the host's DNS servers answer the bot on port 53", func(t *testing.T) {

@@ -10,7 +10,8 @@
 //
 //   - POCKETMOLT-<prefix>-INPUT, jumped to from INPUT: traffic from bots to the host itself.
 //     Replies (conntrack ESTABLISHED,RELATED) are left to the host's own rules; what the
-//     operator allows is accepted; everything else is rejected. This covers every host
+//     operator allows is accepted, and so are the agent's own endpoints (Config.Endpoints)
+//     at the bot's own bridge gateway; everything else is rejected. This covers every host
 //     address: the bridge gateways, docker0, the primary address, any other.
 //   - POCKETMOLT-<prefix>-FORWARD, jumped to from DOCKER-USER (from FORWARD when the Engine
 //     has not made DOCKER-USER): traffic from bots through the host. Replies are left alone,
@@ -18,8 +19,12 @@
 //     subnet pool, and loopback, link-local, private (RFC 1918, 100.64.0.0/10, fc00::/7),
 //     multicast and reserved ranges is rejected. The rest — the internet — is left to the
 //     Engine's rules, which accept it.
+//   - POCKETMOLT-<prefix>-GUARD, jumped to from INPUT for all traffic, only while there are
+//     Config.Endpoints: an endpoint's port at a host address of another interface than the
+//     one the traffic came in on is rejected — from outside the host, from other containers,
+//     from other agents' bots — so each endpoint answers only its own bot (and the host).
 //
-// Everything refused goes to a third chain, POCKETMOLT-<prefix>-REJECT, which REJECTs it (a
+// Everything refused goes to a chain of its own, POCKETMOLT-<prefix>-REJECT, which REJECTs it (a
 // TCP reset, or ICMP port unreachable), never drops it, so a bot fails fast.
 // Chains are replaced atomically (iptables-restore --noflush declaring only our chains) and
 // jumps are added only where absent. Ensure checks the rules with one iptables-save per
@@ -93,9 +98,16 @@ type Config struct {
 	// Bridges is the name prefix of the bridge interfaces of the bots to fence: 1-9 letters
 	// and digits (runtime/docker.BridgePrefix of the agent's id). It also names the chains.
 	Bridges string
-	// Allow are accepted before anything is refused: the operator's allowances, the host's
-	// DNS servers (DNS), and later the agent's own endpoints on the bridge gateways.
+	// Allow are accepted before anything is refused: the operator's allowances and the
+	// host's DNS servers (DNS).
 	Allow []Rule
+	// Endpoints are the agent's own endpoints on the bots' bridge gateways (the model
+	// endpoint): accepted in the input chain only, and only when the destination is an
+	// address of the very bridge the traffic came in on — a bot's own gateway, never another
+	// bot's. They are never accepted in the forward chain, so a bot cannot reach another
+	// bot's container on those ports either; and the guard chain refuses them to traffic
+	// from any other interface but loopback.
+	Endpoints []Rule
 	// Refuse are more destinations refused beyond Refused(): the bot subnet pool.
 	Refuse []netip.Prefix
 	// Dir is the directory holding iptables-save and iptables-restore and their ip6 twins;
@@ -109,8 +121,11 @@ type Config struct {
 type Firewall struct {
 	cfg          Config
 	in, fwd, rej string // our chains
-	families     []family
-	log          *slog.Logger
+	// guard is the chain, jumped to from INPUT for all traffic, that keeps Endpoints to the
+	// bots: it exists only while there are endpoints.
+	guard    string
+	families []family
+	log      *slog.Logger
 
 	mu   sync.Mutex
 	snap map[string]map[string][]string // by family name: our chains' rules as last installed
@@ -150,8 +165,13 @@ func New(cfg Config) (*Firewall, error) {
 		}
 	}
 	for _, r := range cfg.Allow {
-		if !r.Prefix.IsValid() || (r.FromPort == 0) != (r.ToPort == 0) || r.ToPort < r.FromPort || (r.Proto != "" && r.Proto != "tcp" && r.Proto != "udp") {
+		if !r.valid() {
 			return nil, fmt.Errorf("bot firewall: invalid allowance %+v", r)
+		}
+	}
+	for _, r := range cfg.Endpoints {
+		if !r.valid() {
+			return nil, fmt.Errorf("bot firewall: invalid endpoint %+v", r)
 		}
 	}
 	log := cfg.Log
@@ -163,6 +183,7 @@ func New(cfg Config) (*Firewall, error) {
 		in:       chainPrefix + cfg.Bridges + "-INPUT",
 		fwd:      chainPrefix + cfg.Bridges + "-FORWARD",
 		rej:      chainPrefix + cfg.Bridges + "-REJECT",
+		guard:    chainPrefix + cfg.Bridges + "-GUARD",
 		families: []family{ipv4},
 		log:      log,
 		snap:     map[string]map[string][]string{},
@@ -177,7 +198,36 @@ func New(cfg Config) (*Firewall, error) {
 // DOCKER-USER (or FORWARD), and the one both jump to for what they refuse.
 func (f *Firewall) Chains() (input, forward, reject string) { return f.in, f.fwd, f.rej }
 
-func (f *Firewall) chains() []string { return []string{f.in, f.fwd, f.rej} }
+// chains are the chains this configuration installs.
+func (f *Firewall) chains() []string {
+	if len(f.cfg.Endpoints) > 0 {
+		return []string{f.in, f.fwd, f.rej, f.guard}
+	}
+	return []string{f.in, f.fwd, f.rej}
+}
+
+// allChains are every chain of ours, whether this configuration installs it or not.
+func (f *Firewall) allChains() []string { return []string{f.in, f.fwd, f.rej, f.guard} }
+
+// jumps are the jumps to our chains that must come first: from INPUT for traffic in on the
+// bots' bridges, from DOCKER-USER for the same, and from INPUT for all traffic to the guard.
+func (f *Firewall) jumpList() []jump {
+	js := []jump{{"INPUT", f.iface(), f.in}, {dockerUser, f.iface(), f.fwd}}
+	if len(f.cfg.Endpoints) > 0 {
+		js = append(js, jump{"INPUT", "", f.guard})
+	}
+	return js
+}
+
+// jump is a rule of chain that jumps to target for traffic in on iface ("" for all).
+type jump struct{ chain, iface, target string }
+
+func (j jump) rule() string {
+	if j.iface == "" {
+		return j.chain + " -j " + j.target
+	}
+	return j.chain + " -i " + j.iface + " -j " + j.target
+}
 
 // Ensure installs the rules, or checks that they are still as installed and restores them
 // when they are not. A pass that finds them in place runs one iptables-save per family and
@@ -219,11 +269,16 @@ func (f *Firewall) ensure(ctx context.Context, fam family) error {
 			return fmt.Errorf("rules did not take: after %s, %s has %d of its %d rules", fam.restore, c, len(got[c]), len(want[c]))
 		}
 	}
-	if !after.jumpFirst("INPUT", f.iface(), f.in) || !after.jumpFirst(dockerUser, f.iface(), f.fwd) || !after.leadsTo("FORWARD", dockerUser) {
-		return fmt.Errorf("rules did not take: after %s, the jumps to %s, %s and %s are not all first", fam.restore, f.in, f.fwd, dockerUser)
+	for _, j := range f.jumpList() {
+		if !after.jumpFirst(j.chain, j.iface, j.target) {
+			return fmt.Errorf("rules did not take: after %s, the jump from %s to %s is not first", fam.restore, j.chain, j.target)
+		}
+	}
+	if !after.leadsTo("FORWARD", dockerUser) {
+		return fmt.Errorf("rules did not take: after %s, FORWARD does not jump to %s first", fam.restore, dockerUser)
 	}
 	f.snap[fam.name] = got
-	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "interfaces", f.iface(), "allow", f.allowStrings(fam)}
+	attrs := []any{"family", fam.name, "input_chain", f.in, "forward_chain", f.fwd, "interfaces", f.iface(), "allow", ruleStrings(f.cfg.Allow, fam), "endpoints", ruleStrings(f.cfg.Endpoints, fam)}
 	if snap == nil {
 		f.log.Info("bot firewall rules installed", attrs...)
 	} else {
@@ -245,19 +300,22 @@ func (f *Firewall) drift(t table, snap map[string][]string) string {
 			return c + " changed"
 		}
 	}
-	switch {
-	case len(t.jumps("INPUT", f.iface(), f.in)) == 0:
-		return "the jump from INPUT is missing"
-	case !t.chains[dockerUser]:
+	if !t.chains[dockerUser] {
 		return dockerUser + " is missing"
-	case len(t.jumps(dockerUser, f.iface(), f.fwd)) == 0:
-		return "the jump from " + dockerUser + " is missing"
-	case !t.jumpFirst("INPUT", f.iface(), f.in):
-		return "a rule above the jump from INPUT decides first"
-	case !t.jumpFirst(dockerUser, f.iface(), f.fwd):
-		return "a rule above the jump from " + dockerUser + " decides first"
+	}
+	for _, j := range f.jumpList() {
+		switch {
+		case len(t.jumps(j.chain, j.iface, j.target)) == 0:
+			return "the jump from " + j.chain + " to " + j.target + " is missing"
+		case !t.jumpFirst(j.chain, j.iface, j.target):
+			return "a rule above the jump from " + j.chain + " to " + j.target + " decides first"
+		}
+	}
+	switch {
 	case !t.leadsTo("FORWARD", dockerUser):
 		return "FORWARD does not jump to " + dockerUser + " first"
+	case len(f.cfg.Endpoints) == 0 && t.chains[f.guard]:
+		return f.guard + " is left from a configuration with endpoints"
 	}
 	return ""
 }
@@ -289,14 +347,21 @@ func (f *Firewall) payload(fam family, t table) string {
 		}
 	}
 	// A jump that is missing, or that a rule above it could overtake, goes (again) to the top.
-	for _, j := range []struct{ chain, target string }{{"INPUT", f.in}, {dockerUser, f.fwd}} {
-		if t.jumpFirst(j.chain, f.iface(), j.target) {
+	for _, j := range f.jumpList() {
+		if t.jumpFirst(j.chain, j.iface, j.target) {
 			continue
 		}
-		for _, r := range t.jumps(j.chain, f.iface(), j.target) {
+		for _, r := range t.jumps(j.chain, j.iface, j.target) {
 			b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
 		}
-		fmt.Fprintf(&b, "-I %s 1 -i %s -j %s\n", j.chain, f.iface(), j.target)
+		b.WriteString("-I " + strings.Replace(j.rule(), " ", " 1 ", 1) + "\n")
+	}
+	// A guard left from a configuration with endpoints goes, with every jump to it.
+	if len(f.cfg.Endpoints) == 0 && t.chains[f.guard] {
+		for _, r := range t.jumpsTo(f.guard) {
+			b.WriteString("-D" + strings.TrimPrefix(r, "-A") + "\n")
+		}
+		fmt.Fprintf(&b, "-F %s\n-X %s\n", f.guard, f.guard)
 	}
 	if !t.leadsTo("FORWARD", dockerUser) {
 		for _, r := range t.jumps("FORWARD", "", dockerUser) {
@@ -333,7 +398,35 @@ func (f *Firewall) render(fam family) map[string][]string {
 			allow = append(allow, strings.Join(m, " ")+" -j ACCEPT")
 		}
 	}
-	in := append(append(slices.Clone(replies), allow...), reject)
+	// An endpoint is accepted only at an address of the interface the traffic came in on:
+	// the host's address on the bot's own bridge. Any host address is local to the kernel,
+	// another bridge's gateway too, so the destination prefix alone would let one bot reach
+	// the endpoint another bot's agent serves.
+	var endpoints []string
+	for _, r := range f.cfg.Endpoints {
+		if r.Prefix.Addr().Is4() != fam.is4 {
+			continue
+		}
+		for _, m := range r.matches() {
+			endpoints = append(endpoints, strings.Join(m, " ")+" -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT")
+		}
+	}
+	in := append(append(append(slices.Clone(replies), allow...), endpoints...), reject)
+	// The guard sees all traffic to the host. An endpoint's port at an address of another
+	// interface than the one the traffic came in on is refused: from outside the host, from
+	// other containers, from other agents' bots. The host itself (lo) is let through.
+	var guard []string
+	for _, r := range f.cfg.Endpoints {
+		if r.Prefix.Addr().Is4() != fam.is4 {
+			continue
+		}
+		if len(guard) == 0 {
+			guard = append(guard, "-i lo -j RETURN")
+		}
+		for _, m := range r.matches() {
+			guard = append(guard, strings.Join(m, " ")+" -m addrtype ! --dst-type LOCAL --limit-iface-in "+reject)
+		}
+	}
 	fwd := append(append(replies[:1:1], allow...), "-o "+f.iface()+" "+reject)
 	for _, p := range append(slices.Clone(f.cfg.Refuse), fam.refused...) {
 		if p.Addr().Is4() == fam.is4 {
@@ -343,12 +436,17 @@ func (f *Firewall) render(fam family) map[string][]string {
 	// TCP gets a reset, not an ICMP error: the kernel rate-limits those (IPv6's to one a
 	// second per peer), and a refusal must come at once.
 	rej := []string{"-p tcp -j REJECT --reject-with tcp-reset", "-j REJECT --reject-with " + fam.reject}
-	return map[string][]string{f.in: in, f.fwd: fwd, f.rej: rej}
+	out := map[string][]string{f.in: in, f.fwd: fwd, f.rej: rej}
+	if len(f.cfg.Endpoints) > 0 {
+		out[f.guard] = guard
+	}
+	return out
 }
 
-func (f *Firewall) allowStrings(fam family) []string {
+// ruleStrings are the rules of fam, as ParseRule reads them.
+func ruleStrings(rules []Rule, fam family) []string {
 	out := []string{}
-	for _, r := range f.cfg.Allow {
+	for _, r := range rules {
 		if r.Prefix.Addr().Is4() == fam.is4 {
 			out = append(out, r.String())
 		}
@@ -378,7 +476,7 @@ func (f *Firewall) Remove(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("remove bot firewall (%s): %w", fam.name, err)
 		}
-		ours := f.chains()
+		ours := f.allChains()
 		var b strings.Builder
 		for _, target := range ours {
 			for _, r := range t.jumpsTo(target) {
@@ -404,7 +502,7 @@ func (f *Firewall) Remove(ctx context.Context) error {
 		removed = append(removed, fam.name)
 	}
 	if len(removed) > 0 {
-		f.log.Info("bot firewall rules removed", "families", removed, "chains", f.chains())
+		f.log.Info("bot firewall rules removed", "families", removed, "chains", f.allChains())
 	}
 	return nil
 }
@@ -466,9 +564,10 @@ const OffWarning = "bot firewall is off (bot-firewall: false): bots can reach th
 
 // ForBots is the firewall of an agent's bots as pmagent run and pmd dev make it: bridges is
 // runtime/docker.BridgePrefix of the agent's id, allow the operator's allowances (ParseRules),
-// pool the bot subnet pool. The host's DNS servers are allowed on port 53 (see DNS), so bots
-// can resolve names even when the servers are on private addresses.
-func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger) (*Firewall, error) {
+// pool the bot subnet pool, endpoints the agent's own endpoints on the bridge gateways (see
+// Config.Endpoints). The host's DNS servers are allowed on port 53 (see DNS), so bots can
+// resolve names even when the servers are on private addresses.
+func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger, endpoints ...Rule) (*Firewall, error) {
 	dns, err := HostResolvers()
 	if err != nil {
 		return nil, fmt.Errorf("bot firewall: %w", err)
@@ -477,5 +576,5 @@ func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger) 
 	if pool.IsValid() {
 		refuse = append(refuse, pool)
 	}
-	return New(Config{Bridges: bridges, Allow: append(slices.Clone(allow), DNS(dns)...), Refuse: refuse, Log: log})
+	return New(Config{Bridges: bridges, Allow: append(slices.Clone(allow), DNS(dns)...), Endpoints: endpoints, Refuse: refuse, Log: log})
 }

@@ -175,11 +175,14 @@ func newTopology(t *testing.T) *topology {
 	return tp
 }
 
-// serve runs hostile serve in ns until the test ends, and waits until it listens.
-func (tp *topology) serve(ns, reply string) {
+// serve runs hostile serve on port in ns until the test ends, and waits until it listens.
+func (tp *topology) serve(ns, reply string) { tp.serveOn(ns, ":"+port, reply) }
+
+// serveOn runs hostile serve on addr in ns until the test ends, and waits until it listens.
+func (tp *topology) serveOn(ns, addr, reply string) {
 	t := tp.t
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, tp.hostile, "serve", ":"+port, reply)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, tp.hostile, "serve", addr, reply)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -194,9 +197,9 @@ func (tp *topology) serve(ns, reply string) {
 	}
 }
 
-// connect tries addr from the bot: "" when it answered, else why not.
-func (tp *topology) connect(addr string) string {
-	out, err := exec.Command("ip", "netns", "exec", tp.bot, tp.hostile, "connect", addr, "3s").CombinedOutput()
+// connectFrom tries addr from the namespace ns: "" when it answered, else why not.
+func (tp *topology) connectFrom(ns, addr string) string {
+	out, err := exec.Command("ip", "netns", "exec", ns, tp.hostile, "connect", addr, "3s").CombinedOutput()
 	if err == nil {
 		return ""
 	}
@@ -205,9 +208,14 @@ func (tp *topology) connect(addr string) string {
 
 func (tp *topology) mustReach(t *testing.T, addrs ...string) {
 	t.Helper()
+	tp.mustReachFrom(t, tp.bot, addrs...)
+}
+
+func (tp *topology) mustReachFrom(t *testing.T, ns string, addrs ...string) {
+	t.Helper()
 	for _, a := range addrs {
-		if why := tp.connect(a); why != "" {
-			t.Errorf("%s not reachable from a bot: %s", a, why)
+		if why := tp.connectFrom(ns, a); why != "" {
+			t.Errorf("%s not reachable from %s: %s", a, ns, why)
 		}
 	}
 }
@@ -215,10 +223,15 @@ func (tp *topology) mustReach(t *testing.T, addrs ...string) {
 // mustBeRefused checks that addrs are refused, at once (REJECT), not dropped.
 func (tp *topology) mustBeRefused(t *testing.T, addrs ...string) {
 	t.Helper()
+	tp.mustBeRefusedFrom(t, tp.bot, addrs...)
+}
+
+func (tp *topology) mustBeRefusedFrom(t *testing.T, ns string, addrs ...string) {
+	t.Helper()
 	for _, a := range addrs {
-		switch why := tp.connect(a); {
+		switch why := tp.connectFrom(ns, a); {
 		case why == "":
-			t.Errorf("a bot reached %s", a)
+			t.Errorf("%s reached %s", ns, a)
 		case !strings.Contains(why, "connection refused"):
 			t.Errorf("%s: %s, want connection refused (rejected, not dropped)", a, why)
 		}
@@ -231,7 +244,15 @@ func (tp *topology) firewall(t *testing.T, bridges string, allow ...string) *Fir
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(Config{Bridges: bridges, Allow: rules, Refuse: []netip.Prefix{netip.MustParsePrefix("10.213.0.0/16")}, Dir: tp.dir})
+	return tp.firewallWith(t, Config{Bridges: bridges, Allow: rules})
+}
+
+// firewallWith is cfg's firewall in the host namespace, refusing the bot subnet pool, and
+// removed when the test ends.
+func (tp *topology) firewallWith(t *testing.T, cfg Config) *Firewall {
+	t.Helper()
+	cfg.Refuse, cfg.Dir = []netip.Prefix{netip.MustParsePrefix("10.213.0.0/16")}, tp.dir
+	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,6 +414,110 @@ func TestFirewallFencesBots(t *testing.T) {
 		if err := fw.Remove(ctx); err != nil {
 			t.Errorf("a second remove: %v", err)
 		}
+	})
+}
+
+// An agent's endpoint on the bridge gateways (the model endpoint) is reachable by each bot at
+// its own gateway only: not at another bot's gateway, not at the host's other addresses, not
+// in another bot's container, and no other port of the host is.
+func TestFirewallEndpoints(t *testing.T) {
+	tp := newTopology(t)
+	ctx := t.Context()
+	const otherPort = "4712"
+	tp.serveOn(tp.host, ":"+otherPort, "host-other-port")
+	endpoints, err := ParseRules([]string{"10.213.0.0/16:" + port + "/tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := tp.firewallWith(t, Config{Bridges: tp.bridges, Endpoints: endpoints})
+	if err := fw.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name           string
+		from           string
+		reach, refused []string
+	}{
+		{
+			name:  "a bot",
+			from:  tp.bot,
+			reach: []string{"10.213.77.1:" + port, "203.0.113.10:" + port},
+			refused: []string{
+				"10.213.77.17:" + port,      // another bot's gateway
+				"10.213.77.18:" + port,      // another bot's container, on the endpoint's port
+				"10.213.77.1:" + otherPort,  // another port of its own gateway
+				"203.0.113.1:" + port,       // the host's outside address
+				"[fd00:77::1]:" + port,      // its own gateway over IPv6: no IPv6 endpoint
+				"169.254.169.254:" + port,   // the metadata service
+				"10.213.77.17:" + otherPort, // another bot's gateway, another port
+			},
+		},
+		{
+			name:    "another bot",
+			from:    tp.bot2,
+			reach:   []string{"10.213.77.17:" + port},
+			refused: []string{"10.213.77.1:" + port, "10.213.77.17:" + otherPort},
+		},
+	}
+	// Outside the host, the endpoint's port at a bridge gateway is refused (the guard); the
+	// host's other ports there are no business of the bot firewall's.
+	sh(t, "ip", "-n", tp.out, "route", "add", "10.213.77.0/24", "via", "203.0.113.1")
+	tests = append(tests, struct {
+		name           string
+		from           string
+		reach, refused []string
+	}{
+		name:    "outside the host",
+		from:    tp.out,
+		reach:   []string{"10.213.77.1:" + otherPort},
+		refused: []string{"10.213.77.1:" + port, "10.213.77.17:" + port},
+	}, struct {
+		name           string
+		from           string
+		reach, refused []string
+	}{
+		name:  "the host itself",
+		from:  tp.host,
+		reach: []string{"10.213.77.1:" + port, "10.213.77.17:" + port},
+	})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp.mustReachFrom(t, tt.from, tt.reach...)
+			tp.mustBeRefusedFrom(t, tt.from, tt.refused...)
+		})
+	}
+	t.Run("the endpoint is in the rules as installed", func(t *testing.T) {
+		in, _, _ := fw.Chains()
+		if s := tp.save(t, "iptables-save"); !strings.Contains(s, "-A "+in+" -d 10.213.0.0/16") || !strings.Contains(s, "--limit-iface-in") {
+			t.Fatalf("iptables-save:\n%s", s)
+		}
+		tp.takeCalls()
+		if err := fw.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if calls := tp.takeCalls(); !slices.Equal(calls, []string{"iptables-save", "ip6tables-save"}) {
+			t.Fatalf("a check of rules in place ran %q", calls)
+		}
+	})
+	t.Run("a rule above the guard's jump is overtaken", func(t *testing.T) {
+		tp.ipt(t, "iptables", "-w", "-I", "INPUT", "1", "-i", "outside0", "-j", "ACCEPT")
+		tp.mustReachFrom(t, tp.out, "10.213.77.1:"+port)
+		if err := fw.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tp.mustBeRefusedFrom(t, tp.out, "10.213.77.1:"+port)
+		tp.ipt(t, "iptables", "-w", "-D", "INPUT", "-i", "outside0", "-j", "ACCEPT")
+	})
+	t.Run("without endpoints, the guard goes", func(t *testing.T) {
+		plain := tp.firewall(t, tp.bridges)
+		if err := plain.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := tp.save(t, "iptables-save"); strings.Contains(s, "GUARD") || strings.Contains(s, "addrtype") {
+			t.Fatalf("iptables-save:\n%s", s)
+		}
+		tp.mustBeRefused(t, "10.213.77.1:"+port)
+		tp.mustReachFrom(t, tp.out, "10.213.77.1:"+port)
 	})
 }
 

@@ -181,6 +181,13 @@ func (r Rule) String() string {
 	return b.String()
 }
 
+// valid reports whether r can be rendered: a network written at its start, both ports or neither, in order, and
+// a protocol iptables matches ports of.
+func (r Rule) valid() bool {
+	return r.Prefix.IsValid() && r.Prefix == r.Prefix.Masked() && (r.FromPort == 0) == (r.ToPort == 0) && r.ToPort >= r.FromPort &&
+		(r.Proto == "" || r.Proto == "tcp" || r.Proto == "udp")
+}
+
 // matches are r as iptables match arguments, one set per protocol it covers.
 func (r Rule) matches() [][]string {
 	dst := []string{"-d", r.Prefix.String()}

@@ -183,6 +183,74 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestRenderEndpoints(t *testing.T) {
+	endpoints, err := ParseRules([]string{"10.213.0.0/16:18790/tcp", "[fd00:213::/48]:18790/tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Bridges: "pmab12c", Allow: []Rule{{Prefix: netip.MustParsePrefix("192.168.50.10/32")}}, Endpoints: endpoints, Refuse: []netip.Prefix{netip.MustParsePrefix("10.213.0.0/16")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, fwd, rej := f.Chains()
+	own := " -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT"
+	tests := []struct {
+		fam       family
+		wantIn    []string
+		forbidden string
+	}{
+		{ipv4, []string{
+			"-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+			"-d 192.168.50.10/32 -j ACCEPT",
+			"-d 10.213.0.0/16 -p tcp -m tcp --dport 18790" + own,
+			"-j " + rej,
+		}, "18790"},
+		{ipv6, []string{
+			"-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+			"-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN",
+			"-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN",
+			"-d fd00:213::/48 -p tcp -m tcp --dport 18790" + own,
+			"-j " + rej,
+		}, "18790"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fam.name, func(t *testing.T) {
+			rules := f.render(tt.fam)
+			if !slices.Equal(rules[in], tt.wantIn) {
+				t.Errorf("input chain:\n%s\nwant\n%s", strings.Join(rules[in], "\n"), strings.Join(tt.wantIn, "\n"))
+			}
+			// Never in the forward chain: another bot's container on that port stays refused.
+			for _, r := range rules[fwd] {
+				if strings.Contains(r, tt.forbidden) || strings.Contains(r, "addrtype") {
+					t.Errorf("forward chain accepts an endpoint: %q", r)
+				}
+			}
+		})
+	}
+	if p := f.Rules()["ipv4"]; !strings.Contains(p, "-A "+in+" -d 10.213.0.0/16 -p tcp -m tcp --dport 18790"+own+"\n") {
+		t.Errorf("Rules lacks the endpoint:\n%s", p)
+	}
+
+	// The guard, jumped to for all traffic, refuses an endpoint at another interface's
+	// address: from outside, other containers, other agents' bots.
+	guard := chainPrefix + "pmab12c-GUARD"
+	wantGuard := map[string][]string{
+		"ipv4": {"-i lo -j RETURN", "-d 10.213.0.0/16 -p tcp -m tcp --dport 18790 -m addrtype ! --dst-type LOCAL --limit-iface-in -j " + rej},
+		"ipv6": {"-i lo -j RETURN", "-d fd00:213::/48 -p tcp -m tcp --dport 18790 -m addrtype ! --dst-type LOCAL --limit-iface-in -j " + rej},
+	}
+	for _, fam := range []family{ipv4, ipv6} {
+		if got := f.render(fam)[guard]; !slices.Equal(got, wantGuard[fam.name]) {
+			t.Errorf("%s guard:\n%s\nwant\n%s", fam.name, strings.Join(got, "\n"), strings.Join(wantGuard[fam.name], "\n"))
+		}
+		if p := f.Rules()[fam.name]; !strings.Contains(p, "\n-I INPUT 1 -j "+guard+"\n") || !strings.Contains(p, "\n:"+guard+" - [0:0]\n") {
+			t.Errorf("%s rules lack the guard and its jump:\n%s", fam.name, p)
+		}
+	}
+	if p := testFirewall(t).Rules()["ipv4"]; strings.Contains(p, "GUARD") {
+		t.Errorf("a guard without endpoints:\n%s", p)
+	}
+}
+
 func TestPayload(t *testing.T) {
 	f := testFirewall(t)
 	in, fwd, rej := f.Chains()
@@ -192,6 +260,7 @@ func TestPayload(t *testing.T) {
 	jumpIn := "-A INPUT -i pmab12c+ -j " + in
 	jumpUser := "-A DOCKER-USER -i pmab12c+ -j " + fwd
 	jumpFwd := "-A FORWARD -i pmab12c+ -j " + fwd
+	guard := chainPrefix + "pmab12c-GUARD"
 	tests := []struct {
 		name      string
 		save      string
@@ -220,6 +289,12 @@ func TestPayload(t *testing.T) {
 			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n-A FORWARD -j DOCKER-USER\n" + jumpIn + "\n" + jumpUser + "\n-A DOCKER-USER -j RETURN\nCOMMIT\n",
 			want: []string{":" + in + " - [0:0]", "-A " + in + " -j " + rej, "-A " + rej + " -p tcp -j REJECT --reject-with tcp-reset"},
 			not:  []string{"-I ", "-D "},
+		},
+		{
+			name: "a guard left from a configuration with endpoints goes",
+			save: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n:" + in + " - [0:0]\n:" + fwd + " - [0:0]\n:" + guard + " - [0:0]\n-A INPUT -j " + guard + "\n-A FORWARD -j DOCKER-USER\n" + jumpIn + "\n" + jumpUser + "\nCOMMIT\n",
+			want: []string{"-D INPUT -j " + guard, "-F " + guard, "-X " + guard},
+			not:  []string{"-I ", ":" + guard},
 		},
 		{
 			name: "the Engine made DOCKER-USER after us: the FORWARD jump moves",
@@ -280,6 +355,17 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := New(Config{Bridges: "pmab12c", Allow: []Rule{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Proto: "icmp"}}}); err == nil {
 		t.Error("an allowance for icmp accepted")
+	}
+	for _, bad := range []Rule{
+		{},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "sctp", FromPort: 1, ToPort: 1},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "tcp", FromPort: 18790},
+		{Prefix: netip.MustParsePrefix("10.213.0.0/16"), Proto: "tcp", FromPort: 18791, ToPort: 18790},
+		{Prefix: netip.MustParsePrefix("10.213.0.1/16"), Proto: "tcp", FromPort: 18790, ToPort: 18790},
+	} {
+		if _, err := New(Config{Bridges: "pmab12c", Endpoints: []Rule{bad}}); err == nil {
+			t.Errorf("endpoint %+v accepted", bad)
+		}
 	}
 }
 

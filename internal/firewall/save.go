@@ -91,14 +91,14 @@ func (t table) leadsTo(chain, target string) bool {
 	return len(rs) > 0 && rs[0] == "-A "+chain+" -j "+target
 }
 
-// jumpFirst reports whether chain jumps to target for traffic in on iface before any rule that
-// could decide on that traffic first: only other agents' jumps to chains of ours (POCKETMOLT-…)
-// may come before it. An ACCEPT, or a jump to someone else's chain, above it would let bot
-// traffic through unfenced.
+// jumpFirst reports whether chain jumps to target for traffic in on iface (all traffic when
+// iface is "") before any rule that could decide on that traffic first: only jumps to chains
+// of ours or other agents' (POCKETMOLT-…) may come before it. An ACCEPT, or a jump to someone
+// else's chain, above it would let bot traffic through unfenced.
 func (t table) jumpFirst(chain, iface, target string) bool {
 	for _, r := range t.rules[chain] {
 		f := strings.Fields(r)
-		if hasPair(f, "-j", target) && hasPair(f, "-i", iface) {
+		if hasPair(f, "-j", target) && (iface == "" && len(f) == 4 || iface != "" && hasPair(f, "-i", iface)) {
 			return true
 		}
 		if j := value(f, "-j"); !strings.HasPrefix(j, chainPrefix) {

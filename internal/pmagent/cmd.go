@@ -218,7 +218,7 @@ which is unsafe.`,
 			if !cfg.BotFirewall {
 				a.Log.Warn(firewall.OffWarning)
 			} else {
-				fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, pool, a.Log)
+				fw, err := botFirewall(st.Identity.HostID, allow, pool, a.Log)
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 )
 
@@ -28,9 +30,10 @@ func newFirewallCmd(stdout, stderr io.Writer) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "rules",
 		Short: "Print the rules pmagent run keeps, as iptables-restore input",
-		Long: `rules prints what pmagent run installs with these settings: two chains per address
-family (traffic from bots to this host, and through it), their rules, and the jumps to
-them from INPUT and DOCKER-USER.`,
+		Long: `rules prints what pmagent run installs with these settings: per address family, a
+chain for traffic from bots to this host and one for traffic through it, a chain that keeps
+the model endpoint to each bot's own gateway, their rules, and the jumps to them from INPUT
+and DOCKER-USER.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fw, _, err := firewallFor(cmd, stderr)
@@ -127,6 +130,19 @@ func firewallFor(cmd *cobra.Command, stderr io.Writer) (*firewall.Firewall, stri
 	if err != nil {
 		return nil, "", fmt.Errorf("bot-subnet-pool %q: %w", cfg.BotSubnetPool, err)
 	}
-	fw, err := firewall.ForBots(docker.BridgePrefix(st.Identity.HostID), allow, pool, log)
+	fw, err := botFirewall(st.Identity.HostID, allow, pool, log)
 	return fw, st.Identity.HostID, err
+}
+
+// botFirewall is the firewall of the bots of host hostID: the operator's allowances, the bot
+// subnet pool refused beyond the host, and the agent's model endpoint (runtime.ModelPort on
+// each bot's own bridge gateway) open to its bot.
+func botFirewall(hostID string, allow []firewall.Rule, pool netip.Prefix, log *slog.Logger) (*firewall.Firewall, error) {
+	return firewall.ForBots(docker.BridgePrefix(hostID), allow, pool, log, modelEndpoints(pool)...)
+}
+
+// modelEndpoints are the agent's endpoints bots reach at their bridge gateways, which are
+// all in the bot subnet pool: the model endpoint, on TCP runtime.ModelPort.
+func modelEndpoints(pool netip.Prefix) []firewall.Rule {
+	return []firewall.Rule{{Prefix: pool, Proto: "tcp", FromPort: runtime.ModelPort, ToPort: runtime.ModelPort}}
 }

@@ -24,8 +24,10 @@ const (
 
 // Layout versions how a bot's container and host directories are laid out. Layout 1 (no
 // label) mounted one writable directory holding both openclaw.json and the gateway's state;
-// layout 2 keeps the config apart, read-only, and the root filesystem read-only too.
-const Layout = "2"
+// layout 2 keeps the config apart, read-only, and the root filesystem read-only too; layout
+// 3 adds the hosts entry naming ModelHost the gateway of the bot's network (directories as
+// in layout 2).
+const Layout = "3"
 
 // GatewayPort is the port the OpenClaw gateway listens on inside its container.
 const GatewayPort = 18789

@@ -97,10 +97,11 @@ func (d *Docker) Create(ctx context.Context, spec runtime.ContainerSpec) (runtim
 		}
 		return runtime.Container{}, fmt.Errorf("create container for bot %s: inspect image: %w", spec.BotID, err)
 	}
-	if err := d.ensureNetwork(ctx, spec); err != nil {
+	gw, err := d.ensureNetwork(ctx, spec)
+	if err != nil {
 		return runtime.Container{}, fmt.Errorf("create network for bot %s: %w", spec.BotID, err)
 	}
-	cfg, hostCfg := containerConfig(spec)
+	cfg, hostCfg := containerConfig(spec, gw)
 	res, err := d.c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       Name(spec.BotID),
 		Config:     cfg,
@@ -187,8 +188,9 @@ func isRoot(user string) bool {
 	return err == nil && n == 0
 }
 
-// containerConfig is spec as the Engine's create request.
-func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.HostConfig) {
+// containerConfig is spec as the Engine's create request, for a container on a network whose
+// gateway is gw.
+func containerConfig(spec runtime.ContainerSpec, gw netip.Addr) (*container.Config, *container.HostConfig) {
 	env := defaultEnv()
 	maps.Copy(env, spec.Env)
 	envList := make([]string, 0, len(env))
@@ -241,6 +243,9 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 		// Nothing but the mounts above and /tmp is writable: the image cannot be changed,
 		// and what a bot writes is where the agent measures it.
 		ReadonlyRootfs: true,
+		// The bot reaches its agent's model endpoint by name at its own network's gateway,
+		// where the agent listens for this bot alone.
+		ExtraHosts: []string{modelHostEntry(gw)},
 		Tmpfs: map[string]string{
 			GatewayTmpDir: "rw,nosuid,nodev,mode=1777,size=" + strconv.FormatInt(orDefault(spec.TmpBytes, DefaultTmpBytes), 10),
 		},
@@ -261,6 +266,24 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 	return cfg, hostCfg
 }
 
+// modelHostEntry is the container's hosts entry naming gw runtime.ModelHost, as the Engine
+// writes extra hosts: "name:address".
+func modelHostEntry(gw netip.Addr) string { return runtime.ModelHost + ":" + gw.String() }
+
+// modelHostAddr is the address of runtime.ModelHost among a container's extra hosts.
+func modelHostAddr(extra []string) netip.Addr {
+	for _, e := range extra {
+		name, addr, ok := strings.Cut(e, ":")
+		if !ok {
+			name, addr, ok = strings.Cut(e, "=")
+		}
+		if a, err := netip.ParseAddr(addr); ok && err == nil && name == runtime.ModelHost {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
 func orDefault(v, def int64) int64 {
 	if v > 0 {
 		return v
@@ -277,20 +300,20 @@ func seconds(d time.Duration) int {
 	return int(s)
 }
 
-// ensureNetwork makes sure the bot has exactly one bridge network, creating it if needed. The
-// Engine at API < 1.44 does not refuse a second network of the same name, and inspecting
-// by an ambiguous name fails, so networks are found by listing and duplicates left by a
-// race elsewhere are removed.
-func (d *Docker) ensureNetwork(ctx context.Context, spec runtime.ContainerSpec) error {
+// ensureNetwork makes sure the bot has exactly one bridge network, creating it if needed,
+// and returns its gateway. The Engine at API < 1.44 does not refuse a second network of the
+// same name, and inspecting by an ambiguous name fails, so networks are found by listing
+// and duplicates left by a race elsewhere are removed.
+func (d *Docker) ensureNetwork(ctx context.Context, spec runtime.ContainerSpec) (netip.Addr, error) {
 	name := Name(spec.BotID)
 	nets, err := d.networks(ctx, name)
 	if err != nil {
-		return err
+		return netip.Addr{}, err
 	}
 	if len(nets) > 0 {
 		for _, extra := range nets[1:] {
 			if _, err := d.c.NetworkRemove(ctx, extra, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-				return fmt.Errorf("remove duplicate network %s: %w", extra, err)
+				return netip.Addr{}, fmt.Errorf("remove duplicate network %s: %w", extra, err)
 			}
 		}
 		return d.ensureBridgeName(ctx, nets[0], spec)

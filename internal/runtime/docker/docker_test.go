@@ -37,6 +37,15 @@ func TestCreateStartInspect(t *testing.T) {
 	if created.State != "created" || created.BotID != spec.BotID || created.SpecVersion != 1 || created.Image != testImage || created.HostPort != 0 {
 		t.Errorf("created = %+v", created)
 	}
+	// The host's address on the bot's network, from the network's own address plan.
+	botNet, err := sdk.NetworkInspect(ctx, docker.Name(spec.BotID), client.NetworkInspectOptions{})
+	if err != nil || len(botNet.Network.IPAM.Config) != 1 {
+		t.Fatalf("bot network: %+v, %v", botNet.Network.IPAM, err)
+	}
+	subnet, netGateway := botNet.Network.IPAM.Config[0].Subnet, botNet.Network.IPAM.Config[0].Gateway
+	if netGateway != subnet.Addr().Next() || created.Gateway != netGateway {
+		t.Errorf("subnet %s, gateway %s; a created container reports gateway %s", subnet, netGateway, created.Gateway)
+	}
 	if err := d.Start(ctx, created.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +53,21 @@ func TestCreateStartInspect(t *testing.T) {
 	if c.HostPort == 0 || c.StartedAt.IsZero() {
 		t.Fatalf("running container = %+v, want a host port and a start time", c)
 	}
+	if c.Gateway != netGateway || !subnet.Contains(c.IP) || c.IP == c.Gateway {
+		t.Errorf("running container: gateway %s, address %s; want gateway %s and an address in %s", c.Gateway, c.IP, netGateway, subnet)
+	}
 	healthz(t, c.HostPort)
+	// Inside the container, the model host is the gateway of the bot's own network.
+	if got := resolve(t, c.HostPort, runtime.ModelHost); got != netGateway.String() {
+		t.Errorf("%s resolves to %q inside the container, want %s", runtime.ModelHost, got, netGateway)
+	}
 
 	list, err := d.List(ctx, agentID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 || list[0].ID != c.ID || list[0].HostPort != c.HostPort || list[0].State != "running" {
-		t.Errorf("List = %+v, want the one running container on port %d", list, c.HostPort)
+	if len(list) != 1 || list[0].ID != c.ID || list[0].HostPort != c.HostPort || list[0].State != "running" || list[0].Gateway != c.Gateway || list[0].IP != c.IP {
+		t.Errorf("List = %+v, want the one running container on port %d, at %s behind %s", list, c.HostPort, c.IP, c.Gateway)
 	}
 
 	// What the Engine was told, as `docker inspect` shows it.
@@ -104,6 +120,15 @@ func TestCreateStartInspect(t *testing.T) {
 	}
 	if hc.Privileged {
 		t.Error("privileged")
+	}
+	if want := []string{runtime.ModelHost + ":" + netGateway.String()}; !slices.Equal(hc.ExtraHosts, want) {
+		t.Errorf("extra hosts %q, want %q", hc.ExtraHosts, want)
+	}
+	// What the Engine wrote in the container's /etc/hosts, read through the archive endpoint.
+	if hosts := containerFile(t, sdk, c.ID, "/etc/hosts"); !slices.ContainsFunc(strings.Split(hosts, "\n"), func(l string) bool {
+		return slices.Equal(strings.Fields(l), []string{netGateway.String(), runtime.ModelHost})
+	}) {
+		t.Errorf("/etc/hosts lacks %s %s:\n%s", netGateway, runtime.ModelHost, hosts)
 	}
 	if r.Config.StopTimeout == nil || *r.Config.StopTimeout != 5 {
 		t.Errorf("stop timeout = %v", r.Config.StopTimeout)
@@ -279,48 +304,69 @@ func TestCreateDuplicateNetworks(t *testing.T) {
 	}
 }
 
-// A container made before layouts were labelled (one writable directory for config and
-// state, a writable root) is replaced, and its network with it, even at the same spec
-// version.
+// A container of an older layout is replaced, and its network with it, even at the same spec
+// version: one made before layouts were labelled (one writable directory for config and
+// state, a writable root), and one of layout 2 (no hosts entry for the model host).
 func TestCreateReplacesAnOldLayout(t *testing.T) {
 	t.Parallel()
 	d, sdk := engine(t)
-	ctx := t.Context()
-	spec := newSpec(t, d, uniq("agent"))
-	name := docker.Name(spec.BotID)
-	labels := map[string]string{runtime.LabelBot: spec.BotID, runtime.LabelAgent: spec.Agent}
-	oldNet, err := sdk.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, layout string
+		hostCfg      func(spec runtime.ContainerSpec) *container.HostConfig
+	}{
+		{"unlabelled", "", func(spec runtime.ContainerSpec) *container.HostConfig {
+			return &container.HostConfig{NetworkMode: container.NetworkMode(docker.Name(spec.BotID)), Binds: []string{spec.StateDir + ":" + docker.GatewayStateDir}}
+		}},
+		{"layout 2", "2", func(spec runtime.ContainerSpec) *container.HostConfig {
+			return &container.HostConfig{NetworkMode: container.NetworkMode(docker.Name(spec.BotID)), ReadonlyRootfs: true, Binds: []string{
+				spec.StateDir + ":" + docker.GatewayStateDir, spec.ConfigDir + ":" + docker.GatewayConfigDir + ":ro",
+			}}
+		}},
 	}
-	labels[runtime.LabelSpec] = "1"
-	old, err := sdk.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       name,
-		Config:     &container.Config{Image: testImage, User: "1000:1000", Labels: labels},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(name), Binds: []string{spec.StateDir + ":" + docker.GatewayStateDir}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := d.Inspect(ctx, old.ID); err != nil || c.Layout != "" || c.SpecVersion != 1 {
-		t.Fatalf("old container = %+v, %v", c, err)
-	}
-	c, err := d.Create(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.ID == old.ID || c.Layout != runtime.Layout {
-		t.Errorf("Create = %+v, want a new container of layout %s", c, runtime.Layout)
-	}
-	if _, err := d.Inspect(ctx, old.ID); !errors.Is(err, runtime.ErrNotFound) {
-		t.Errorf("old container: %v, want it removed", err)
-	}
-	nets, err := sdk.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(nets.Items) != 1 || nets.Items[0].ID == oldNet.ID {
-		t.Errorf("networks %+v, want one new network in place of %s", nets.Items, oldNet.ID)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			spec := newSpec(t, d, uniq("agent"))
+			name := docker.Name(spec.BotID)
+			labels := map[string]string{runtime.LabelBot: spec.BotID, runtime.LabelAgent: spec.Agent}
+			oldNet, err := sdk.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels[runtime.LabelSpec] = "1"
+			if tt.layout != "" {
+				labels[runtime.LabelLayout] = tt.layout
+			}
+			old, err := sdk.ContainerCreate(ctx, client.ContainerCreateOptions{
+				Name:       name,
+				Config:     &container.Config{Image: testImage, User: "1000:1000", Labels: labels},
+				HostConfig: tt.hostCfg(spec),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, err := d.Inspect(ctx, old.ID); err != nil || c.Layout != tt.layout || c.SpecVersion != 1 || c.Gateway.IsValid() {
+				t.Fatalf("old container = %+v, %v", c, err)
+			}
+			c, err := d.Create(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ID == old.ID || c.Layout != runtime.Layout || !c.Gateway.IsValid() {
+				t.Errorf("Create = %+v, want a new container of layout %s with a gateway", c, runtime.Layout)
+			}
+			if _, err := d.Inspect(ctx, old.ID); !errors.Is(err, runtime.ErrNotFound) {
+				t.Errorf("old container: %v, want it removed", err)
+			}
+			nets, err := sdk.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(nets.Items) != 1 || nets.Items[0].ID == oldNet.ID {
+				t.Errorf("networks %+v, want one new network in place of %s", nets.Items, oldNet.ID)
+			}
+		})
 	}
 }
 

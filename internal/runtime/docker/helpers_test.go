@@ -1,12 +1,15 @@
 package docker_test
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,4 +205,40 @@ func healthz(t *testing.T, port int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("GET %s: %v", url, lastErr)
+}
+
+// resolve asks the stand-in gateway listening on 127.0.0.1:port what name resolves to inside
+// its container.
+func resolve(t *testing.T, port int, name string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/resolve?name=%s", port, url.QueryEscape(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("resolve %s in the container: %s %s %v", name, resp.Status, b, err)
+	}
+	return string(b)
+}
+
+// containerFile is the file at path inside the container id, read through the Engine's
+// archive endpoint (what docker cp does).
+func containerFile(t *testing.T, sdk *client.Client, id, path string) string {
+	t.Helper()
+	res, err := sdk.CopyFromContainer(t.Context(), id, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		t.Fatalf("copy %s from container %s: %v", path, id, err)
+	}
+	defer res.Content.Close()
+	tr := tar.NewReader(res.Content)
+	if _, err := tr.Next(); err != nil {
+		t.Fatalf("copy %s from container %s: %v", path, id, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(tr, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -132,8 +132,29 @@ func toContainer(r container.InspectResponse) runtime.Container {
 	}
 	if r.NetworkSettings != nil {
 		c.HostPort = hostPort(r.NetworkSettings.Ports[gatewayPort])
+		if ep := botEndpoint(r.NetworkSettings.Networks, c.BotID); ep != nil {
+			c.Gateway, c.IP = ep.Gateway, ep.IPAddress
+		}
+	}
+	// A container that is not running has no address; its gateway is still where its
+	// hosts file points runtime.ModelHost.
+	if !c.Gateway.IsValid() && r.HostConfig != nil {
+		c.Gateway = modelHostAddr(r.HostConfig.ExtraHosts)
 	}
 	return c
+}
+
+// botEndpoint is the container's endpoint on botID's own network, or on its only network.
+func botEndpoint(nets map[string]*network.EndpointSettings, botID string) *network.EndpointSettings {
+	if ep := nets[Name(botID)]; ep != nil {
+		return ep
+	}
+	if len(nets) == 1 {
+		for _, ep := range nets {
+			return ep
+		}
+	}
+	return nil
 }
 
 // hostPort is the loopback host port among bindings, or the first one, or 0.

@@ -93,51 +93,75 @@ func hashName(s string, n int) string {
 }
 
 // createNetwork creates the bot's bridge network on a free subnet of the pool, retrying when
-// another agent on the same Engine took that subnet first. A network labelled with an agent
-// and a bot gets its bridge interface named bridgeName.
-func (d *Docker) createNetwork(ctx context.Context, name string, labels map[string]string) error {
+// another agent on the same Engine took that subnet first, and returns its gateway: the
+// subnet's first address, set explicitly rather than left to the Engine's choice. A network
+// labelled with an agent and a bot gets its bridge interface named bridgeName.
+func (d *Docker) createNetwork(ctx context.Context, name string, labels map[string]string) (netip.Addr, error) {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
 	var err error
 	for range 5 {
 		var sub netip.Prefix
 		if sub, err = d.freeSubnet(ctx); err != nil {
-			return err
+			return netip.Addr{}, err
 		}
+		gw := sub.Addr().Next()
 		opts := client.NetworkCreateOptions{
 			Driver: network.NetworkBridge,
 			Labels: labels,
-			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: sub}}},
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: sub, Gateway: gw}}},
 		}
 		if agent, bot := labels[runtime.LabelAgent], labels[runtime.LabelBot]; agent != "" && bot != "" {
 			opts.Options = map[string]string{bridgeNameOption: bridgeName(agent, bot)}
 		}
 		_, err = d.c.NetworkCreate(ctx, name, opts)
-		if err == nil || !strings.Contains(err.Error(), "overlap") {
-			return err
+		if err == nil {
+			return gw, nil
+		}
+		if !strings.Contains(err.Error(), "overlap") {
+			return netip.Addr{}, err
 		}
 	}
-	return err
+	return netip.Addr{}, err
 }
 
 // ensureBridgeName replaces the bot's network id when its bridge is not named bridgeName:
 // a network made before bridges were named would leave the bot outside the firewall's
 // rules. It is called only when no container of the bot exists, so nothing is attached;
-// if something is, the Engine refuses the removal and the error says so.
-func (d *Docker) ensureBridgeName(ctx context.Context, id string, spec runtime.ContainerSpec) error {
+// if something is, the Engine refuses the removal and the error says so. It returns the
+// network's gateway.
+func (d *Docker) ensureBridgeName(ctx context.Context, id string, spec runtime.ContainerSpec) (netip.Addr, error) {
 	res, err := d.c.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
 	if err != nil {
-		return fmt.Errorf("inspect network %s: %w", id, err)
+		return netip.Addr{}, fmt.Errorf("inspect network %s: %w", id, err)
 	}
 	want := bridgeName(spec.Agent, spec.BotID)
 	if res.Network.Options[bridgeNameOption] == want {
-		return nil
+		if gw := gateway(res.Network.IPAM); gw.IsValid() {
+			return gw, nil
+		}
+		// A network of ours always has an IPv4 subnet; one without is made anew below.
 	}
 	if _, err := d.c.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("replace network %s, whose bridge is not named %s: %w", Name(spec.BotID), want, err)
+		return netip.Addr{}, fmt.Errorf("replace network %s, whose bridge is not named %s: %w", Name(spec.BotID), want, err)
 	}
 	return d.createNetwork(ctx, Name(spec.BotID), map[string]string{
 		runtime.LabelBot:   spec.BotID,
 		runtime.LabelAgent: spec.Agent,
 	})
+}
+
+// gateway is the IPv4 gateway of a network's address management: the one the Engine reports,
+// or, for a subnet it reports none for, the subnet's first address, which is the Engine's
+// choice; invalid when the network has no IPv4 subnet.
+func gateway(ipam network.IPAM) netip.Addr {
+	for _, c := range ipam.Config {
+		switch {
+		case c.Gateway.Is4() && (!c.Subnet.IsValid() || c.Subnet.Contains(c.Gateway)):
+			return c.Gateway
+		case c.Subnet.Addr().Is4() && !c.Gateway.IsValid():
+			return c.Subnet.Masked().Addr().Next()
+		}
+	}
+	return netip.Addr{}
 }

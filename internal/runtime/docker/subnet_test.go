@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/pocketmolt/pocketmolt/internal/runtime"
@@ -38,7 +40,8 @@ func TestNetworksBeyondDefaultPools(t *testing.T) {
 	for i := range 40 {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		t.Cleanup(func() { d.c.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
-		if err := d.createNetwork(t.Context(), name, map[string]string{"pocketmolt.test": "subnet"}); err != nil {
+		gw, err := d.createNetwork(t.Context(), name, map[string]string{"pocketmolt.test": "subnet"})
+		if err != nil {
 			t.Fatalf("network %d: %v", i, err)
 		}
 		n, err := d.c.NetworkInspect(t.Context(), name, client.NetworkInspectOptions{})
@@ -48,6 +51,9 @@ func TestNetworksBeyondDefaultPools(t *testing.T) {
 		sub := n.Network.IPAM.Config[0].Subnet
 		if sub.Bits() != subnetBits || !netip.MustParsePrefix("10.214.0.0/20").Contains(sub.Addr()) || seen[sub] {
 			t.Fatalf("network %d got subnet %s", i, sub)
+		}
+		if gw != sub.Addr().Next() || n.Network.IPAM.Config[0].Gateway != gw || gateway(n.Network.IPAM) != gw {
+			t.Fatalf("network %d: subnet %s, gateway %s, the Engine reports %s", i, sub, gw, n.Network.IPAM.Config[0].Gateway)
 		}
 		seen[sub] = true
 	}
@@ -103,14 +109,15 @@ func TestBotNetworkBridgeName(t *testing.T) {
 	})
 
 	// As main made them: no bridge name.
-	if err := d.createNetwork(t.Context(), name, map[string]string{runtime.LabelBot: spec.BotID}); err != nil {
+	if _, err := d.createNetwork(t.Context(), name, map[string]string{runtime.LabelBot: spec.BotID}); err != nil {
 		t.Fatal(err)
 	}
 	ids, err := d.networks(t.Context(), name)
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("networks %v %v", ids, err)
 	}
-	if err := d.ensureNetwork(t.Context(), spec); err != nil {
+	gw, err := d.ensureNetwork(t.Context(), spec)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ids, err = d.networks(t.Context(), name)
@@ -128,13 +135,75 @@ func TestBotNetworkBridgeName(t *testing.T) {
 	if n.Network.Labels[runtime.LabelAgent] != agent {
 		t.Fatalf("labels %v", n.Network.Labels)
 	}
-	if _, err := net.InterfaceByName(want); err != nil {
+	ifc, err := net.InterfaceByName(want)
+	if err != nil {
 		t.Fatalf("no bridge interface %s: %v", want, err)
 	}
-	if err := d.ensureNetwork(t.Context(), spec); err != nil {
+	// The gateway ensureNetwork returns is the host's address on the bot's bridge: where
+	// the agent serves the bot's model endpoint.
+	addrs, err := ifc.Addrs()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(addrs, func(a net.Addr) bool {
+		p, err := netip.ParsePrefix(a.String())
+		return err == nil && p.Addr() == gw
+	}) {
+		t.Fatalf("gateway %s is not an address of bridge %s (%v)", gw, want, addrs)
+	}
+	again, err := d.ensureNetwork(t.Context(), spec)
+	if err != nil || again != gw {
+		t.Fatalf("ensure again: gateway %s, %v; want %s", again, err, gw)
 	}
 	if again, _ := d.networks(t.Context(), name); len(again) != 1 || again[0] != ids[0] {
 		t.Fatalf("a named network was replaced: %v → %v", ids, again)
+	}
+}
+
+func TestGateway(t *testing.T) {
+	sub := netip.MustParsePrefix("10.213.4.16/28")
+	tests := []struct {
+		name string
+		ipam network.IPAM
+		want netip.Addr
+	}{
+		{"reported", network.IPAM{Config: []network.IPAMConfig{{Subnet: sub, Gateway: netip.MustParseAddr("10.213.4.30")}}}, netip.MustParseAddr("10.213.4.30")},
+		{"not reported: the subnet's first address", network.IPAM{Config: []network.IPAMConfig{{Subnet: sub}}}, netip.MustParseAddr("10.213.4.17")},
+		{"IPv6 first", network.IPAM{Config: []network.IPAMConfig{
+			{Subnet: netip.MustParsePrefix("fd00::/64"), Gateway: netip.MustParseAddr("fd00::1")},
+			{Subnet: sub, Gateway: netip.MustParseAddr("10.213.4.17")},
+		}}, netip.MustParseAddr("10.213.4.17")},
+		{"a gateway outside its subnet", network.IPAM{Config: []network.IPAMConfig{{Subnet: sub, Gateway: netip.MustParseAddr("10.0.0.1")}}}, netip.Addr{}},
+		{"IPv6 only", network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("fd00::/64")}}}, netip.Addr{}},
+		{"none", network.IPAM{}, netip.Addr{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := gateway(tt.ipam); got != tt.want {
+				t.Fatalf("gateway = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestModelHostAddr(t *testing.T) {
+	gw := netip.MustParseAddr("10.213.4.17")
+	if got := modelHostAddr([]string{modelHostEntry(gw)}); got != gw {
+		t.Fatalf("modelHostAddr(%q) = %s", modelHostEntry(gw), got)
+	}
+	tests := []struct {
+		extra []string
+		want  netip.Addr
+	}{
+		{[]string{"pocketmolt-models:10.213.4.17"}, gw},
+		{[]string{"other:10.0.0.1", "pocketmolt-models=10.213.4.17"}, gw},
+		{[]string{"pocketmolt-models:host-gateway"}, netip.Addr{}},
+		{[]string{"pocketmolt-models-2:10.213.4.17", "other:10.0.0.1"}, netip.Addr{}},
+		{nil, netip.Addr{}},
+	}
+	for _, tt := range tests {
+		if got := modelHostAddr(tt.extra); got != tt.want {
+			t.Errorf("modelHostAddr(%q) = %s, want %s", tt.extra, got, tt.want)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Command gateway is the stand-in for the OpenClaw gateway in this package's tests: it
-// listens on :18789, answers /healthz, writes one line to stdout and one to stderr at
+// listens on :18789, answers /healthz and /resolve?name=NAME (the addresses NAME resolves to
+// inside the container), writes one line to stdout and one to stderr at
 // start and one to stdout per /healthz request, and exits on SIGTERM — unless
 // GATEWAY_IGNORE_SIGTERM=1, which makes it wait for the Engine's SIGKILL.
 package main
@@ -7,9 +8,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -27,6 +30,15 @@ func main() {
 		fmt.Println("healthz")
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"ok":true,"status":"live"}`)
+	})
+	// What a name resolves to inside the container (the pure-Go resolver reads /etc/hosts).
+	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
+		addrs, err := net.DefaultResolver.LookupHost(r.Context(), r.URL.Query().Get("name"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, strings.Join(addrs, " "))
 	})
 	srv := &http.Server{Addr: ":18789", Handler: mux}
 	go func() {
