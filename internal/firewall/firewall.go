@@ -46,6 +46,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
 )
 
 // refused4 and refused6 are the destinations beyond the host that bots may not reach
@@ -564,17 +566,20 @@ const OffWarning = "bot firewall is off (bot-firewall: false): bots can reach th
 
 // ForBots is the firewall of an agent's bots as pmagent run and pmd dev make it: bridges is
 // runtime/docker.BridgePrefix of the agent's id, allow the operator's allowances (ParseRules),
-// pool the bot subnet pool, endpoints the agent's own endpoints on the bridge gateways (see
-// Config.Endpoints). The host's DNS servers are allowed on port 53 (see DNS), so bots can
-// resolve names even when the servers are on private addresses.
-func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger, endpoints ...Rule) (*Firewall, error) {
+// pool the bot subnet pool. The host's DNS servers are allowed on port 53 (see DNS), so bots
+// can resolve names even when the servers are on private addresses, and the agent's model
+// endpoint (TCP runtime.ModelPort at each bot's own bridge gateway, all of them in pool) is
+// open to its bot (see Config.Endpoints).
+func ForBots(bridges string, allow []Rule, pool netip.Prefix, log *slog.Logger) (*Firewall, error) {
 	dns, err := HostResolvers()
 	if err != nil {
 		return nil, fmt.Errorf("bot firewall: %w", err)
 	}
 	var refuse []netip.Prefix
+	var endpoints []Rule
 	if pool.IsValid() {
 		refuse = append(refuse, pool)
+		endpoints = append(endpoints, Rule{Prefix: pool, Proto: "tcp", FromPort: runtime.ModelPort, ToPort: runtime.ModelPort})
 	}
 	return New(Config{Bridges: bridges, Allow: append(slices.Clone(allow), DNS(dns)...), Endpoints: endpoints, Refuse: refuse, Log: log})
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/logging"
-	"github.com/pocketmolt/pocketmolt/internal/runtime"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 )
 
@@ -138,11 +137,5 @@ func firewallFor(cmd *cobra.Command, stderr io.Writer) (*firewall.Firewall, stri
 // subnet pool refused beyond the host, and the agent's model endpoint (runtime.ModelPort on
 // each bot's own bridge gateway) open to its bot.
 func botFirewall(hostID string, allow []firewall.Rule, pool netip.Prefix, log *slog.Logger) (*firewall.Firewall, error) {
-	return firewall.ForBots(docker.BridgePrefix(hostID), allow, pool, log, modelEndpoints(pool)...)
-}
-
-// modelEndpoints are the agent's endpoints bots reach at their bridge gateways, which are
-// all in the bot subnet pool: the model endpoint, on TCP runtime.ModelPort.
-func modelEndpoints(pool netip.Prefix) []firewall.Rule {
-	return []firewall.Rule{{Prefix: pool, Proto: "tcp", FromPort: runtime.ModelPort, ToPort: runtime.ModelPort}}
+	return firewall.ForBots(docker.BridgePrefix(hostID), allow, pool, log)
 }
