@@ -188,12 +188,15 @@ func DefaultPlans() []Plan {
 	return []Plan{
 		{ID: "personal", Name: "Personal", Description: "Your own assistant on Telegram, WhatsApp and the web.",
 			Price: "19.00", Currency: "eur", IncludedCredits: "10.00", Placement: PlacementShared, Memory: "2GiB", CPUs: 1,
-			Models: models, ToolsProfile: "messaging", MessagesPerMinute: 10, MessagesPerDay: 500},
+			Models: models, ToolsProfile: "messaging", MessagesPerMinute: 10, MessagesPerDay: 500,
+			ModelCallsPerMinute: 30, ModelCallsPerDay: 2000},
 		{ID: "pro", Name: "Pro", Description: "More memory and tools for research and coding.",
 			Price: "39.00", Currency: "eur", IncludedCredits: "25.00", Placement: PlacementShared, Memory: "4GiB", CPUs: 2,
-			Models: models, ToolsProfile: "coding", MessagesPerMinute: 20, MessagesPerDay: 2000},
+			Models: models, ToolsProfile: "coding", MessagesPerMinute: 20, MessagesPerDay: 2000,
+			ModelCallsPerMinute: 60, ModelCallsPerDay: 6000},
 		{ID: "dedicated", Name: "Dedicated", Description: "A server of your own, for full tools and privacy.",
 			Price: "49.00", Currency: "eur", IncludedCredits: "10.00", Placement: PlacementDedicated, Memory: "4GiB", CPUs: 2,
-			Models: models, ToolsProfile: "full", MessagesPerMinute: 30, MessagesPerDay: 5000},
+			Models: models, ToolsProfile: "full", MessagesPerMinute: 30, MessagesPerDay: 5000,
+			ModelCallsPerMinute: 90, ModelCallsPerDay: 12000},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/bots"
+	"github.com/pocketmolt/pocketmolt/internal/modelaccess"
 	"github.com/pocketmolt/pocketmolt/internal/secret"
 	"github.com/pocketmolt/pocketmolt/internal/store"
 	"github.com/pocketmolt/pocketmolt/internal/store/storetest"
@@ -124,7 +125,19 @@ func newRig(t testing.TB, url string) *rig {
 		r.now = r.now.Add(time.Second) // every bot is younger than the one before
 		return r.now
 	}
-	r.svc = bots.New(r.st, r.fl, keyring, bots.Config{Image: "pocketmolt/standin-gateway:dev", Now: clock}, slog.New(slog.DiscardHandler))
+	models, err := modelaccess.New(modelaccess.Config{
+		Providers: map[string]modelaccess.Upstream{
+			wire.ProviderAnthropic: {BaseURL: modelaccess.DefaultAnthropicBaseURL, Key: platformKey},
+			wire.ProviderOpenAI:    {BaseURL: modelaccess.DefaultOpenAIBaseURL}, // no platform key
+		},
+		Allowance: func(_ context.Context, user string) (wire.Allowance, error) {
+			return wire.Allowance{Remaining: 5_000_000, Message: "used up: " + user}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc = bots.New(r.st, r.fl, keyring, bots.Config{Image: "pocketmolt/standin-gateway:dev", Now: clock, Models: models}, slog.New(slog.DiscardHandler))
 	t.Cleanup(r.svc.Wait)
 	return r
 }
@@ -144,9 +157,10 @@ func (r *rig) addHost(name string, bots int, mem int64, dedicatedTo string) stor
 }
 
 const (
-	apiKey   = "sk-ant-test-0123456789abcdef"
-	apiKey2  = "sk-ant-test-fedcba9876543210"
-	telegram = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+	platformKey = "sk-ant-platform-0123456789abcdef"
+	apiKey      = "sk-ant-test-0123456789abcdef"
+	apiKey2     = "sk-ant-test-fedcba9876543210"
+	telegram    = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 )
 
 func customerBot(name, customer string) bots.NewBot {

@@ -39,7 +39,7 @@ func TestReconfigure(t *testing.T) {
 		}
 		s := spec()
 		if s.Version != 2 || !strings.Contains(string(s.Config), "anthropic/claude-opus-4-6") ||
-			!slices.Contains(values(s.Env), apiKey2) || slices.Contains(values(s.Env), apiKey) ||
+			s.Model.Providers[wire.ProviderAnthropic].Key != apiKey2 || slices.Contains(values(s.Env), apiKey2) ||
 			s.Env[openclaw.EnvTelegramToken] != telegram || s.Env[openclaw.EnvGatewayToken] != gatewayToken {
 			t.Fatalf("host's spec after the change: version %d, config %s", s.Version, s.Config)
 		}
@@ -66,6 +66,7 @@ func TestReconfigure(t *testing.T) {
 			{"nothing", bots.Changes{}, wire.CodeInvalidArgument, "nothing to change"},
 			{"bad model", bots.Changes{Model: ptr("claude")}, wire.CodeInvalidArgument, "provider"},
 			{"another provider without its key", bots.Changes{Model: ptr("openai/gpt-5")}, wire.CodeInvalidArgument, "api key"},
+			{"back to the platform's key where it has none", bots.Changes{Model: ptr("openai/gpt-5"), APIKey: ptr("")}, wire.CodeInvalidArgument, "no openai key of its own"},
 			{"empty key", bots.Changes{APIKey: ptr("  ")}, wire.CodeInvalidArgument, "api key"},
 			{"telegram token of the wrong shape", bots.Changes{TelegramToken: ptr("not-a-token")}, wire.CodeInvalidArgument, "telegram"},
 		} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pocketmolt/pocketmolt/internal/billing"
 	"github.com/pocketmolt/pocketmolt/internal/config/configtest"
+	"github.com/pocketmolt/pocketmolt/internal/usage"
 
 	"github.com/spf13/cobra"
 )
@@ -71,6 +72,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		EnrollRatePerAddress: 20,
 		BotDiskLimit:         "10GiB",
 		Plans:                examplePlans(),
+		Prices:               usage.DefaultPrices(),
 		BillingGracePeriod:   billing.DefaultGracePeriod,
 		BillingRetention:     billing.DefaultRetention,
 		BillingTestPeriod:    billing.DefaultTestPeriod,
