@@ -31,6 +31,7 @@ var notInFile = []string{"data-dir", "force", "admin", "offline-root", "bot-shar
 // variables of their keys (or says there are none), and they have no flag and no default.
 var sections = map[string]string{
 	"plans":  "Not settable from the environment",
+	"prices": "Not settable from the environment",
 	"stripe": "Env: PMD_STRIPE_SECRET_KEY",
 	"smtp":   "Env: PMD_SMTP_HOST",
 }
@@ -73,6 +74,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		BotDiskLimit:         "10GiB",
 		Plans:                examplePlans(),
 		Prices:               usage.DefaultPrices(),
+		AnthropicBaseURL:     "https://api.anthropic.com",
+		OpenAIBaseURL:        "https://api.openai.com/v1",
 		BillingGracePeriod:   billing.DefaultGracePeriod,
 		BillingRetention:     billing.DefaultRetention,
 		BillingTestPeriod:    billing.DefaultTestPeriod,
@@ -95,9 +98,7 @@ func TestExampleConfigLoads(t *testing.T) {
 			}
 			w := want
 			w.DataDir = dir
-			if tc.name == "serve" { // the model gateway's settings are serve's
-				w.AnthropicBaseURL, w.OpenAIBaseURL = "https://api.anthropic.com", "https://api.openai.com/v1"
-			}
+
 			if !reflect.DeepEqual(got, w) {
 				t.Errorf("loaded %+v\nwant   %+v", got, w)
 			}
@@ -128,6 +129,11 @@ func TestExampleConfigSetsDefaults(t *testing.T) {
 		t.Errorf("the example's plans are not the default ones:\nexample  %+v\ndefaults %+v", fromFile.Plans, billing.DefaultPlans())
 	}
 	fromFile.Plans = nil
+	// And the prices used without a prices: section.
+	if !reflect.DeepEqual(fromFile.Prices, usage.DefaultPrices()) {
+		t.Errorf("the example's prices are not the default ones:\nexample  %+v\ndefaults %+v", fromFile.Prices, usage.DefaultPrices())
+	}
+	fromFile.Prices = nil
 	if !reflect.DeepEqual(fromFile, defaults) {
 		t.Errorf("example differs from the defaults:\nexample  %+v\ndefaults %+v", fromFile, defaults)
 	}

@@ -507,7 +507,7 @@ func TestRotateKeyKeepsBotsAndCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(set.Bots) != 1 || !slices.Contains(mapValues(set.Bots[0].Env), apiKey) {
+	if len(set.Bots) != 1 || set.Bots[0].Model == nil || set.Bots[0].Model.Providers["anthropic"].Key != apiKey {
 		t.Fatalf("after rotation the host's bots are %+v, want alice with her API key", set.Bots)
 	}
 }
