@@ -262,8 +262,6 @@ func hostAddrs(t *testing.T) []string {
 	return out
 }
 
-// modelEndpoint is what pmagent run opens to each bot at its own gateway: the model endpoint.
-var modelEndpoint = firewall.Rule{Prefix: docker.DefaultSubnetPool, Proto: "tcp", FromPort: runtime.ModelPort, ToPort: runtime.ModelPort}
 
 // listenOn serves reply to every connection on addr until the test ends. It reports false
 // when something else (the agent's own model endpoint) already listens there.
@@ -331,7 +329,7 @@ func TestBotFirewallOnDocker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fw, err := firewall.ForBots(bridges, rules, docker.DefaultSubnetPool, slog.New(slog.NewJSONHandler(agentLogs, nil)), modelEndpoint)
+		fw, err := firewall.ForBots(bridges, rules, docker.DefaultSubnetPool, slog.New(slog.NewJSONHandler(agentLogs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

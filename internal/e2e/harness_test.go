@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/apiclient"
 	"github.com/pocketmolt/pocketmolt/internal/ctlconfig"
 	"github.com/pocketmolt/pocketmolt/internal/pmd"
+	"github.com/pocketmolt/pocketmolt/internal/standinprovider"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -47,7 +49,16 @@ type testPMD struct {
 	Logs   *syncBuf
 	cancel context.CancelFunc
 	done   chan error
+	// Provider is the stand-in model provider every bot's calls go to, with the platform's
+	// keys (platformAnthropicKey, platformOpenAIKey) or their owners' own.
+	Provider *standinprovider.Server
 }
+
+// The platform's own model keys in every test pmd.
+const (
+	platformAnthropicKey = "sk-ant-platform-e2e-0123456789abcdef"
+	platformOpenAIKey    = "sk-platform-e2e-openai-0123456789abcdef"
+)
 
 func testConfig(t *testing.T) pmd.Config {
 	return pmd.Config{
@@ -66,13 +77,26 @@ func testConfig(t *testing.T) pmd.Config {
 func startPMD(t *testing.T, mutate func(*pmd.Config)) *testPMD {
 	t.Helper()
 	cfg := testConfig(t)
+	prov, err := standinprovider.Start(context.Background(), "127.0.0.1:0", standinprovider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prov.Close() })
+	keys := t.TempDir()
+	cfg.AnthropicAPIKeyFile, cfg.OpenAIAPIKeyFile = filepath.Join(keys, "anthropic"), filepath.Join(keys, "openai")
+	for file, key := range map[string]string{cfg.AnthropicAPIKeyFile: platformAnthropicKey, cfg.OpenAIAPIKeyFile: platformOpenAIKey} {
+		if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.AnthropicBaseURL, cfg.OpenAIBaseURL = prov.URL(), prov.URL()+"/v1"
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	if err := pmd.Init(t.Context(), cfg, io.Discard); err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	p := &testPMD{t: t, cfg: cfg}
+	p := &testPMD{t: t, cfg: cfg, Provider: prov}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
