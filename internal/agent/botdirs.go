@@ -14,7 +14,8 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
-// A bot's directories on its host, under <state-dir>/bots/<id>/ (runtime.Layout 2):
+// A bot's directories on its host, under <state-dir>/bots/<id>/ (runtime.Layout 2 and later;
+// layout 3 changed only the container, which gained the model endpoint's host entry):
 //
 //	<id>/                      the agent's, 0700; no container sees it
 //	<id>/uid                   the agent's, 0600: the bot's uid (botuids.go)

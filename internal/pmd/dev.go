@@ -2,9 +2,13 @@ package pmd
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -13,6 +17,8 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/agent"
 	"github.com/pocketmolt/pocketmolt/internal/firewall"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
+	"github.com/pocketmolt/pocketmolt/internal/standin"
+	"github.com/pocketmolt/pocketmolt/internal/standinprovider"
 	"github.com/pocketmolt/pocketmolt/internal/version"
 )
 
@@ -30,7 +36,12 @@ and the pmctl config path; Ctrl-C stops it all.
 
 Each bot runs as a uid of its own, which needs pmd dev to run as root (or with
 CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE); otherwise bots fail, saying so.
---bot-shared-uid runs them as your own user instead, without isolation between them.`,
+--bot-shared-uid runs them as your own user instead, without isolation between them.
+
+With --bot-image pocketmolt/standin-gateway:dev (the stand-in gateway, for offline demos)
+pmd dev also serves a stand-in Anthropic and OpenAI model provider on loopback and makes it
+every provider's upstream, with platform keys of its own (written to the data dir) where none
+are configured: chat, metering and credits then work end to end without the internet.`,
 		Example: "  pmd dev\n  pmctl --config ./pm/pmctl.yaml hosts list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +63,40 @@ CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE); otherwise bots fail, saying so.
 	return cmd
 }
 
+// standInModels serves the stand-in model provider on loopback and makes it every
+// provider's upstream, with platform keys of its own when none are configured, so that the
+// offline demo with the stand-in gateway shows chat, metering and credits end to end. The
+// keys it writes live in the data dir, beside the master key.
+func standInModels(ctx context.Context, cfg *Config, log *slog.Logger) (*standinprovider.Server, error) {
+	p, err := standinprovider.Start(ctx, "127.0.0.1:0", standinprovider.Options{Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("stand-in model provider: %w", err)
+	}
+	cfg.AnthropicBaseURL, cfg.OpenAIBaseURL = p.URL(), p.URL()+"/v1"
+	for _, k := range []struct {
+		file *string
+		name string
+	}{{&cfg.AnthropicAPIKeyFile, "anthropic"}, {&cfg.OpenAIAPIKeyFile, "openai"}} {
+		if *k.file != "" {
+			continue
+		}
+		*k.file = filepath.Join(cfg.DataDir, "standin-"+k.name+"-key")
+		if _, err := os.Stat(*k.file); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(*k.file, []byte("sk-standin-"+k.name+"-"+randomHex(16)+"\n"), 0o600); err != nil {
+				p.Close()
+				return nil, fmt.Errorf("stand-in model key: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // Dev initialises cfg.DataDir if needed, serves pmd, and runs a local agent until ctx ends.
 // It warns on out when the data dir is inside a git work tree.
 func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
@@ -66,6 +111,13 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 	log, err := newLogger(cfg, logOut)
 	if err != nil {
 		return err
+	}
+	var provider *standinprovider.Server
+	if cfg.BotImage == standin.Image {
+		if provider, err = standInModels(ctx, &cfg, log.With("component", "standin-provider")); err != nil {
+			return err
+		}
+		defer provider.Close()
 	}
 	d, err := Open(ctx, cfg, log.With("component", "pmd"))
 	if err != nil {
@@ -138,6 +190,9 @@ func Dev(ctx context.Context, cfg Config, out, logOut io.Writer) error {
 `, d.PublicURL, billingMode, d.AdminAddr, filepath.Join(cfg.DataDir, CtlConfigFile), d.AgentAddr, st.Identity.HostName, stateDir)
 	if d.MetricsAddr != "" {
 		fmt.Fprintf(out, "  metrics:   http://%s/metrics\n", d.MetricsAddr)
+	}
+	if provider != nil {
+		fmt.Fprintf(out, "  models:    %s   stand-in Anthropic and OpenAI provider, every bot's upstream\n", provider.URL())
 	}
 	fmt.Fprintln(out, "Ctrl-C stops it.")
 	return g.Wait()
