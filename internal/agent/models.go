@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -217,9 +218,10 @@ func (l *peerListener) Accept() (net.Conn, error) {
 func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wire.UsageBatch) (wire.UsageReply, error)) {
 	tick := time.NewTicker(30 * time.Second) // refusals are counted even when nothing is spooled
 	defer tick.Stop()
+	var refusals []wire.UsageRefusal // counted by the gate, not yet taken by pmd
 	for {
 		recs := ms.spool.Batch(shipBatch)
-		refusals := ms.gate.Refusals()
+		refusals = addRefusals(refusals, ms.gate.Refusals())
 		if len(recs) > 0 || len(refusals) > 0 {
 			reply, err := send(ctx, wire.UsageBatch{Records: recs, Refusals: refusals})
 			if err != nil {
@@ -234,6 +236,7 @@ func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wir
 				}
 				continue
 			}
+			refusals = nil
 			ids := make([]string, len(recs))
 			for i, r := range recs {
 				ids[i] = r.ID
@@ -256,4 +259,19 @@ func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wir
 		case <-tick.C:
 		}
 	}
+}
+
+// addRefusals adds the counts of more to those of held, refusal by refusal.
+func addRefusals(held, more []wire.UsageRefusal) []wire.UsageRefusal {
+	for _, m := range more {
+		i := slices.IndexFunc(held, func(h wire.UsageRefusal) bool {
+			return h.BotID == m.BotID && h.Provider == m.Provider && h.Reason == m.Reason
+		})
+		if i < 0 {
+			held = append(held, m)
+			continue
+		}
+		held[i].Count += m.Count
+	}
+	return held
 }
