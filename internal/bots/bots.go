@@ -208,7 +208,7 @@ type NewBot struct {
 	// caller prefixes its own ("stripe-sub:…").
 	IdempotencyKey string
 	// Image, ToolsProfile and zero Resources fields take pmd's defaults.
-	Image         string
+	Image        string
 	Model        string
 	ToolsProfile string
 	// APIKey is the bot owner's own key for the model's provider; "" uses the platform's.

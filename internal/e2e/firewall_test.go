@@ -262,7 +262,6 @@ func hostAddrs(t *testing.T) []string {
 	return out
 }
 
-
 // listenOn serves reply to every connection on addr until the test ends. It reports false
 // when something else (the agent's own model endpoint) already listens there.
 func listenOn(t *testing.T, addr, reply string) bool {

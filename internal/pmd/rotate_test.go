@@ -512,14 +512,6 @@ func TestRotateKeyKeepsBotsAndCA(t *testing.T) {
 	}
 }
 
-func mapValues(m map[string]string) []string {
-	var vs []string
-	for _, v := range m {
-		vs = append(vs, v)
-	}
-	return vs
-}
-
 // TestSealedADRefusesUnknownColumn: a sealed column rotation has not learnt stops it rather
 // than being left under a key about to be dropped.
 func TestSealedADRefusesUnknownColumn(t *testing.T) {
