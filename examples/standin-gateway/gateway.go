@@ -553,17 +553,7 @@ func (g *gateway) recordTurn(key, input string) (turnNo, historyWords int) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s, ok := g.sessions[key]
-	if !ok {
-		if len(g.sessions) >= maxSessions {
-			for k := range g.sessions { // evict an arbitrary session
-				delete(g.sessions, k)
-				break
-			}
-		}
-		s = &session{}
-		g.sessions[key] = s
-	}
+	s := g.sessionLocked(key)
 	for _, t := range s.turns {
 		historyWords += wordCount(t.user) + wordCount(t.assistant)
 	}
@@ -573,6 +563,23 @@ func (g *gateway) recordTurn(key, input string) (turnNo, historyWords int) {
 		s.turns = s.turns[1:]
 	}
 	return s.count, historyWords
+}
+
+// sessionLocked is the session named by key, made (evicting an arbitrary one when there
+// are maxSessions) if there is none. g.mu is held.
+func (g *gateway) sessionLocked(key string) *session {
+	s, ok := g.sessions[key]
+	if !ok {
+		if len(g.sessions) >= maxSessions {
+			for k := range g.sessions {
+				delete(g.sessions, k)
+				break
+			}
+		}
+		s = &session{}
+		g.sessions[key] = s
+	}
+	return s
 }
 
 // history returns a copy of the turns kept for the session named by key (none for "").
@@ -595,17 +602,7 @@ func (g *gateway) appendTurn(key, user, assistant string) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s, ok := g.sessions[key]
-	if !ok {
-		if len(g.sessions) >= maxSessions {
-			for k := range g.sessions { // evict an arbitrary session
-				delete(g.sessions, k)
-				break
-			}
-		}
-		s = &session{}
-		g.sessions[key] = s
-	}
+	s := g.sessionLocked(key)
 	s.count++
 	s.turns = append(s.turns, turn{user: user, assistant: assistant})
 	if len(s.turns) > maxTurnsPerSession {
@@ -658,21 +655,32 @@ type delta struct {
 	Content string `json:"content,omitempty"`
 }
 
-// streamChat writes the reply as OpenClaw's SSE: a role delta, one content delta per word
-// (" word" after the first), a finish chunk, a usage chunk when asked, then [DONE].
-func (g *gateway) streamChat(w http.ResponseWriter, id string, created int64, modelID, reply string, includeUsage bool, u usage) error {
+// startStream answers 200 with OpenClaw's SSE headers and returns what sends one event
+// ("data: <json>") and flushes it, and what ends the stream with "data: [DONE]".
+func startStream(w http.ResponseWriter) (send func(v any) error, done func()) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	send := func(c chunk) error {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", marshal(c)); err != nil {
+	send = func(v any) error {
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", marshal(v)); err != nil {
 			return fmt.Errorf("write stream chunk: %w", err)
 		}
 		return rc.Flush()
 	}
+	done = func() {
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+		_ = rc.Flush()
+	}
+	return send, done
+}
+
+// streamChat writes the reply as OpenClaw's SSE: a role delta, one content delta per word
+// (" word" after the first), a finish chunk, a usage chunk when asked, then [DONE].
+func (g *gateway) streamChat(w http.ResponseWriter, id string, created int64, modelID, reply string, includeUsage bool, u usage) error {
+	send, done := startStream(w)
 	base := func(choices ...chunkChoice) chunk {
 		return chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: modelID, Choices: choices}
 	}
@@ -699,8 +707,7 @@ func (g *gateway) streamChat(w http.ResponseWriter, id string, created int64, mo
 			return nil
 		}
 	}
-	_, _ = io.WriteString(w, "data: [DONE]\n\n")
-	_ = rc.Flush()
+	done()
 	return nil
 }
 

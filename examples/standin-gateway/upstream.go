@@ -419,18 +419,7 @@ func (g *gateway) upstreamChat(w http.ResponseWriter, r *http.Request, req *chat
 		return nil
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	send := func(v any) error {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", marshal(v)); err != nil {
-			return fmt.Errorf("write stream chunk: %w", err)
-		}
-		return rc.Flush()
-	}
+	send, done := startStream(w)
 	base := func(choices ...chunkChoice) chunk {
 		return chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.model, Choices: choices}
 	}
@@ -463,7 +452,6 @@ func (g *gateway) upstreamChat(w http.ResponseWriter, r *http.Request, req *chat
 			return nil
 		}
 	}
-	_, _ = io.WriteString(w, "data: [DONE]\n\n")
-	_ = rc.Flush()
+	done()
 	return nil
 }
