@@ -77,6 +77,7 @@ func (s *Service) Reconfigure(ctx context.Context, actor, ref string, c Changes)
 			return err
 		}
 		var what []string
+		oldModel := sp.Model
 		if c.Model != nil && *c.Model != sp.Model {
 			oldProvider, _ := openclaw.Provider(sp.Model)
 			newProvider, _ := openclaw.Provider(*c.Model)
@@ -115,12 +116,23 @@ func (s *Service) Reconfigure(ctx context.Context, actor, ref string, c Changes)
 		if len(what) == 0 {
 			return nil
 		}
+		keyOnly := len(what) == 1 && c.APIKey != nil && sp.Model == oldModel
 		raw, err := json.Marshal(sp)
 		if err != nil {
 			return err
 		}
 		sealed, err := s.seal(b.ID, sec)
 		if err != nil {
+			return err
+		}
+		if keyOnly {
+			// The container holds no provider key: its host's model endpoint takes the new one
+			// with the next desired set, and the bot never notices.
+			if err := tx.SetBotSecrets(ctx, b.ID, sealed, now); err != nil {
+				return err
+			}
+			_, err = tx.AppendAudit(ctx, store.AuditEntry{Time: now, Actor: actor, Action: "bot.reconfigure", Target: b.Name,
+				Detail: fmt.Sprintf("%s, %s; applied in place, spec version %d", b.ID, strings.Join(what, ", "), b.SpecVersion)})
 			return err
 		}
 		v, err := tx.ReplaceBotSpec(ctx, b.ID, raw, sealed, now)

@@ -91,13 +91,30 @@ func TestReconfigure(t *testing.T) {
 		if w := r.create(customerBot("waits", "u-2")); w.Status != wire.BotWaiting {
 			t.Fatalf("created with the only host draining: %+v", w)
 		}
-		if got, err := r.svc.Reconfigure(ctx, "test", "waits", bots.Changes{APIKey: ptr(apiKey2)}); err != nil || got.SpecVersion != 2 {
+		if got, err := r.svc.Reconfigure(ctx, "test", "waits", bots.Changes{Model: ptr("anthropic/claude-haiku-4-5")}); err != nil || got.SpecVersion != 2 {
 			t.Fatalf("reconfigure a waiting bot: %+v %v", got, err)
 		}
 
+		// A new key alone is applied in place: the container holds none, so the spec version
+		// (and the container) stay, and the host's model endpoint gets it with the next set.
+		got, err = r.svc.Reconfigure(ctx, "test", "alice", bots.Changes{APIKey: ptr(apiKey)})
+		if err != nil || got.SpecVersion != 3 {
+			t.Fatalf("a new key alone: %+v %v", got, err)
+		}
+		if s := spec(); s.Version != 3 || s.Model.Providers[wire.ProviderAnthropic].Key != apiKey {
+			t.Fatalf("the host's set after a key change: version %d, key changed %v", s.Version, s.Model.Providers[wire.ProviderAnthropic].Key == apiKey)
+		}
+		// Back to the platform's key, in place too.
+		if got, err = r.svc.Reconfigure(ctx, "test", "alice", bots.Changes{APIKey: ptr("")}); err != nil || got.SpecVersion != 3 {
+			t.Fatalf("back to the platform's key: %+v %v", got, err)
+		}
+		if s := spec(); s.Model.Providers[wire.ProviderAnthropic].Key != platformKey || !s.Model.Credits {
+			t.Fatalf("the host's set on the platform's key: credits %v", s.Model.Credits)
+		}
+
 		es := r.audits("bot.reconfigure")
-		if len(es) != 3 {
-			t.Fatalf("%d bot.reconfigure entries, want 3", len(es))
+		if len(es) != 5 {
+			t.Fatalf("%d bot.reconfigure entries, want 5", len(es))
 		}
 		for _, e := range es {
 			for _, secret := range []string{apiKey, apiKey2, telegram} {
@@ -106,8 +123,15 @@ func TestReconfigure(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(es[len(es)-1].Detail, "model anthropic/claude-sonnet-4-6 → anthropic/claude-opus-4-6, api key replaced") {
-			t.Fatalf("audit detail: %q", es[len(es)-1].Detail)
+		details := make([]string, len(es))
+		for i, e := range es {
+			details[i] = e.Detail
+		}
+		all := strings.Join(details, "\n")
+		for _, want := range []string{"model anthropic/claude-sonnet-4-6 → anthropic/claude-opus-4-6, api key replaced", "api key replaced; applied in place", "own api key removed: the platform's key; applied in place"} {
+			if !strings.Contains(all, want) {
+				t.Fatalf("audit details lack %q:\n%s", want, all)
+			}
 		}
 	})
 }

@@ -236,6 +236,17 @@ func (s *Store) ReplaceBotSpec(ctx context.Context, id string, spec []byte, secr
 	return v, nil
 }
 
+// SetBotSecrets replaces a bot's sealed secrets and leaves its spec version as it is: for a
+// change its container does not see (a provider key, which only its host's model endpoint
+// holds).
+func (s *Store) SetBotSecrets(ctx context.Context, id, secrets string, at time.Time) error {
+	err := mustAffect(s.execCount(ctx, `UPDATE bots SET secrets = ?, updated_at = ? WHERE id = ?`, secrets, at, id))
+	if err != nil {
+		return fmt.Errorf("set secrets of bot %s: %w", id, err)
+	}
+	return nil
+}
+
 // LockPlacement serialises placement: within a transaction, it waits for any other
 // transaction that places bots — in this process or another pmd on the same database — to
 // end, so that no two see the same room on a host. On SQLite every write transaction already

@@ -42,13 +42,16 @@ func NewCmdEdit(f *cmdutil.Factory, runF func(context.Context, *EditOptions) err
 without restarting the bot; a bot its agent stopped for being over its old limit starts
 again once it fits under the new one.
 
---model, --api-key-file, --telegram-token-file and --no-telegram change its
-configuration: its host re-creates the container with the new settings (the workspace
-stays), so the bot restarts. A model of another provider needs that provider's key in
-the same command. Secrets are read from files, "-" meaning stdin, and never shown.`,
+--model, --telegram-token-file and --no-telegram change its configuration: its host
+re-creates the container with the new settings (the workspace stays), so the bot
+restarts. --api-key-file alone changes the key its host's model endpoint uses for it,
+in place: the bot holds no provider key, and does not restart. A bot with its own key
+that moves to a model of another provider needs that provider's key in the same
+command. Secrets are read from files, "-" meaning stdin, and never shown.`,
 		Example: `  pmctl bots edit alice --disk 20GiB
   pmctl bots edit alice --model anthropic/claude-opus-4-6
   pass show openai | pmctl bots edit alice --model openai/gpt-5 --api-key-file -
+  pmctl bots edit alice --api-key-file ./rotated-key.txt
   pmctl bots edit alice --no-telegram`,
 		Args: cmdutil.ExactArgs(1, "missing bot name or id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
