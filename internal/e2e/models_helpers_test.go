@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -260,20 +261,29 @@ func sameTokens(recs []usageRecord, calls []standinprovider.Call) bool {
 // text of its content deltas and the whole body (an event stream, or an error answer).
 func (p *testPMD) streamChat(t *testing.T, ref, session, msg string) (status int, text, raw string) {
 	t.Helper()
+	status, text, raw, err := p.tryStreamChat(t.Context(), ref, session, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, text, raw
+}
+
+// tryStreamChat is streamChat for goroutines: it returns what went wrong.
+func (p *testPMD) tryStreamChat(ctx context.Context, ref, session, msg string) (status int, text, raw string, err error) {
 	body, _ := json.Marshal(map[string]any{"model": "openclaw", "stream": true,
 		"stream_options": map[string]bool{"include_usage": true},
 		"messages":       []map[string]string{{"role": "user", "content": msg}}})
-	resp, err := p.D.Bots.Gateway(t.Context(), ref, http.MethodPost, "/v1/chat/completions",
+	resp, err := p.D.Bots.Gateway(ctx, ref, http.MethodPost, "/v1/chat/completions",
 		http.Header{"Content-Type": {"application/json"}, "X-Openclaw-Session-Key": {session}}, strings.NewReader(string(body)))
 	if err != nil {
-		t.Fatalf("stream chat with %s: %v", ref, err)
+		return 0, "", "", fmt.Errorf("stream chat with %s: %w", ref, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body) // a stream cut upstream ends early; what came is the answer
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode == http.StatusOK && !strings.HasPrefix(ct, "text/event-stream") {
-		t.Fatalf("stream chat with %s: content type %q", ref, ct)
+		return 0, "", "", fmt.Errorf("stream chat with %s: content type %q", ref, ct)
 	}
-	return resp.StatusCode, deltaText(string(b)), string(b)
+	return resp.StatusCode, deltaText(string(b)), string(b), nil
 }
 
 // deltaText joins the content deltas of an OpenAI-shaped event stream.
@@ -409,4 +419,42 @@ func noSecretUnder(t *testing.T, dir string, secrets map[string]string) (files i
 		t.Fatal(err)
 	}
 	return files
+}
+
+// buildAgentBinary compiles pmagent for a test that runs it as its own process.
+func buildAgentBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pmagent")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/pocketmolt/pocketmolt/cmd/pmagent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build pmagent: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// callsMentioning are the provider's calls whose body holds marker.
+func callsMentioning(calls []standinprovider.Call, marker string) []standinprovider.Call {
+	var out []standinprovider.Call
+	for _, c := range calls {
+		if strings.Contains(c.Body, marker) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// spoolBytes is the size of the files in an agent's usage spool.
+func spoolBytes(t *testing.T, stateDir string) int64 {
+	t.Helper()
+	var n int64
+	_ = filepath.WalkDir(filepath.Join(stateDir, "usage"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

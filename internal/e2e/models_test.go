@@ -6,11 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pocketmolt/pocketmolt/internal/spool"
 	"github.com/pocketmolt/pocketmolt/internal/standinprovider"
+	"github.com/pocketmolt/pocketmolt/internal/store/storetest"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -263,4 +267,180 @@ func TestModelGatewayOnDocker(t *testing.T) {
 		}
 		noSecretIn(t, "the agent's log", []byte(a.Logs.String()), map[string]string{"lin's token": linTok, "ada's token": adaTok})
 	})
+}
+
+// TestModelUsageSurvivesKills meters calls while pmd is down, SIGKILLs the agent (a process
+// of its own) with those records in its spool, and brings both back: pmd then holds one
+// record per call the provider answered, with the provider's tokens, none twice, and the
+// customer's ledger is debited exactly what they cost.
+func TestModelUsageSurvivesKills(t *testing.T) {
+	d := engine(t)
+	agentBin := buildAgentBinary(t)
+	p := modelPMD(t, nil)
+	ctx := t.Context()
+
+	state := filepath.Join(t.TempDir(), "agent")
+	run(t, agentBin, "enroll", "--server", p.D.AgentAddr, "--token", p.token("killed-1"), "--state-dir", state, "--config", "/dev/null")
+	var id struct {
+		HostID string `json:"host_id"`
+	}
+	b, _ := os.ReadFile(filepath.Join(state, "identity.json"))
+	if err := json.Unmarshal(b, &id); err != nil || id.HostID == "" {
+		t.Fatalf("identity.json: %v", err)
+	}
+	t.Cleanup(func() { removeContainers(d, id.HostID) })
+	uidBase := strconv.Itoa(testUIDBase())
+	agentRun := func() *proc {
+		return start(t, agentBin, "run", "--state-dir", state, "--config", "/dev/null", "--bot-interval", "200ms",
+			"--max-backoff", "500ms", "--bot-uid-base", uidBase, "--bot-firewall=false")
+	}
+	agentProc := agentRun()
+	p.waitStatus("killed-1", wire.HostOnline)
+	user, botID := p.creditsCustomer("kim@example.com", sonnetModel, "10.00")
+	bot := p.waitBot(botID, 2*time.Minute, "running and healthy", running)
+
+	for i := range 2 {
+		if _, err := p.admin().ChatBot(ctx, botID, wire.ChatRequest{Message: fmt.Sprint("through pmd ", i), Session: "up"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "the first calls in pmd", func() bool { return len(p.usageRecords()) == 2 })
+
+	// pmd goes away; the bot goes on talking to its provider, and the agent meters it.
+	p.stop()
+	g := gatewayOf(t, bot.ContainerID)
+	for i := range 3 {
+		if code, body := g.chat(t, "down", fmt.Sprint("while pmd is down ", i)); code != 200 || !strings.Contains(body, "while pmd is down") {
+			t.Fatalf("chat while pmd is down: %d %s", code, body)
+		}
+	}
+	agentProc.kill()
+	sp, err := spool.Open(filepath.Join(state, "usage"), discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spooled := sp.Len()
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if spooled < 3 {
+		t.Fatalf("the killed agent's spool holds %d records, want the 3 calls made while pmd was down", spooled)
+	}
+
+	p.start()
+	agentProc = agentRun()
+	calls := p.Provider.Calls()
+	if len(calls) != 5 {
+		t.Fatalf("the provider got %d calls, want 5", len(calls))
+	}
+	want := costOf(t, calls)
+	var recs []usageRecord
+	eventually(t, 30*time.Second, "every call in pmd once", func() bool {
+		recs = p.usageRecords()
+		return len(recs) >= 5 && p.debited(user) == want
+	})
+	time.Sleep(time.Second) // anything sent twice would have arrived by now
+	recs = p.usageRecords()
+	if !sameTokens(recs, calls) {
+		t.Fatalf("usage records %+v, want one per provider call %+v", recs, calls)
+	}
+	var debited int64
+	for _, r := range recs {
+		debited += r.Debited
+	}
+	if got := p.debited(user); debited != want || got != want {
+		t.Fatalf("records debit %d and the ledger %d, want the provider's calls' cost %d", debited, got, want)
+	}
+	t.Logf("%d records spooled through the kill; %d calls, %d millionths debited", spooled, len(calls), want)
+}
+
+// TestModelCallsFromManyBotsAtOnce has six bots — customers on credits, an operator's on
+// the platform's key and one on its owner's key — call their models at once, on SQLite and on
+// PostgreSQL: each bot's records are the provider's calls for it, one for one, and each
+// customer is debited what their calls cost.
+func TestModelCallsFromManyBotsAtOnce(t *testing.T) {
+	d := engine(t)
+	for _, db := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"sqlite", nil}, {"postgres", storetest.PostgresURL}} {
+		t.Run(db.name, func(t *testing.T) {
+			p := modelPMD(t, func(c *pmdConfig) {
+				if db.url != nil {
+					c.Database = db.url(t)
+				}
+			})
+			p.enrollDocker("many-1", d, modelHost)
+			p.waitStatus("many-1", wire.HostOnline)
+			ctx := t.Context()
+
+			type botUnder struct{ ref, user string }
+			var bots []botUnder
+			for i := range 4 {
+				user, id := p.creditsCustomer(fmt.Sprintf("c%d@example.com", i), sonnetModel, "10.00")
+				bots = append(bots, botUnder{id, user})
+			}
+			p.operatorBot("op-gpt", gptModel, "")
+			p.operatorBot("own-gpt", gptModel, byokOpenAIKey)
+			bots = append(bots, botUnder{ref: "op-gpt"}, botUnder{ref: "own-gpt"})
+			ids := map[string]string{}
+			for _, b := range bots {
+				ids[b.ref] = p.waitBot(b.ref, 2*time.Minute, "running and healthy", running).ID
+			}
+
+			const turns = 6
+			errs := make(chan error, len(bots)*turns)
+			var wg sync.WaitGroup
+			for i, b := range bots {
+				wg.Go(func() {
+					for j := range turns {
+						msg := fmt.Sprintf("[b%d] turn %d", i, j)
+						if j%2 == 0 {
+							if _, err := p.admin().ChatBot(ctx, b.ref, wire.ChatRequest{Message: msg, Session: "many"}); err != nil {
+								errs <- err
+							}
+							continue
+						}
+						if st, text, _, err := p.tryStreamChat(ctx, b.ref, "many-streamed", msg); err != nil || st != 200 || !strings.Contains(text, msg) {
+							errs <- fmt.Errorf("%s streamed %d %q: %v", b.ref, st, text, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			calls := p.Provider.Calls()
+			if len(calls) != len(bots)*turns {
+				t.Fatalf("the provider got %d calls, want %d", len(calls), len(bots)*turns)
+			}
+			eventually(t, 30*time.Second, "every call in pmd", func() bool { return len(p.usageRecords()) == len(calls) })
+			recs := p.usageRecords()
+			for i, b := range bots {
+				mine := callsMentioning(calls, fmt.Sprintf("[b%d] ", i))
+				if got := recordsOf(recs, ids[b.ref]); len(mine) != turns || !sameTokens(got, mine) {
+					t.Errorf("%s: records %+v, want one per provider call %+v", b.ref, got, mine)
+				}
+				rep, err := p.admin().BotUsage(ctx, b.ref, "1d")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n int64
+				var tok wire.Tokens
+				for _, r := range rep.Rows {
+					n, tok = n+r.Calls, sumTokens(tok, r.Tokens)
+				}
+				if n != turns || tok != callTokens(mine) {
+					t.Errorf("%s: usage report %d calls %+v, want %d calls %+v", b.ref, n, tok, turns, callTokens(mine))
+				}
+				if b.user != "" {
+					if got, want := p.debited(b.user), costOf(t, mine); got != want {
+						t.Errorf("%s: debited %d, want %d", b.ref, got, want)
+					}
+				}
+			}
+		})
+	}
 }
