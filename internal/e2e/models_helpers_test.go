@@ -443,18 +443,3 @@ func callsMentioning(calls []standinprovider.Call, marker string) []standinprovi
 	}
 	return out
 }
-
-// spoolBytes is the size of the files in an agent's usage spool.
-func spoolBytes(t *testing.T, stateDir string) int64 {
-	t.Helper()
-	var n int64
-	_ = filepath.WalkDir(filepath.Join(stateDir, "usage"), func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}

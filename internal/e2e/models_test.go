@@ -275,7 +275,9 @@ func TestModelGatewayOnDocker(t *testing.T) {
 // customer's ledger is debited exactly what they cost.
 func TestModelUsageSurvivesKills(t *testing.T) {
 	d := engine(t)
+	began := time.Now()
 	agentBin := buildAgentBinary(t)
+	t.Logf("built pmagent in %s", time.Since(began).Round(100*time.Millisecond))
 	p := modelPMD(t, nil)
 	ctx := t.Context()
 
@@ -328,6 +330,7 @@ func TestModelUsageSurvivesKills(t *testing.T) {
 	}
 
 	p.start()
+	killed := agentProc
 	agentProc = agentRun()
 	calls := p.Provider.Calls()
 	if len(calls) != 5 {
@@ -351,6 +354,10 @@ func TestModelUsageSurvivesKills(t *testing.T) {
 	if got := p.debited(user); debited != want || got != want {
 		t.Fatalf("records debit %d and the ledger %d, want the provider's calls' cost %d", debited, got, want)
 	}
+	_, tok := modelEndpoint(t, bot.ContainerID, botID)
+	noSecretIn(t, "the agent processes' logs", []byte(killed.out.String()+agentProc.out.String()), map[string]string{
+		"the platform's Anthropic key": platformAnthropicKey, "the platform's OpenAI key": platformOpenAIKey, "the bot's model token": tok})
+	noSecretIn(t, "pmd's log", []byte(p.Logs.String()), map[string]string{"the bot's model token": tok})
 	t.Logf("%d records spooled through the kill; %d calls, %d millionths debited", spooled, len(calls), want)
 }
 
