@@ -42,8 +42,10 @@ type Models struct {
 	log   *slog.Logger
 	// listen opens a bot's listener; net.Listen, or a stand-in in tests.
 	listen func(network, addr string) (net.Listener, error)
-	// retry is how long after a failed send the next one goes.
-	retry time.Duration
+	// retry is how long after a failed send the next one goes; every the least time between
+	// two sends, so records gather into batches and the sends stay far below the tunnel's
+	// stream rate (tunnel.DefaultLimits), which a busy host would otherwise pass.
+	retry, every time.Duration
 
 	mu    sync.Mutex
 	eps   map[string]*endpoint // by bot id
@@ -67,12 +69,17 @@ type ModelBot struct {
 	IP      netip.Addr // the container's address there
 }
 
-// shipBatch is how many records go to pmd in one request.
-const shipBatch = 500
+// shipBatch is how many records go to pmd in one request, and shipEvery the least time
+// between two requests: at most 5 streams a second, a quarter of what the tunnel allows an
+// agent, and a backlog drains at 5,000 records a second.
+const (
+	shipBatch = wire.MaxUsageBatch
+	shipEvery = 200 * time.Millisecond
+)
 
 // NewModels returns the model endpoints of a host, metering into sp through g.
 func NewModels(g Gate, sp Spool, log *slog.Logger) *Models {
-	return &Models{gate: g, spool: sp, log: log, listen: net.Listen, retry: 2 * time.Second, eps: map[string]*endpoint{}, known: map[string]bool{}}
+	return &Models{gate: g, spool: sp, log: log, listen: net.Listen, retry: 2 * time.Second, every: shipEvery, eps: map[string]*endpoint{}, known: map[string]bool{}}
 }
 
 // Sync makes the endpoints match bots: every bot's access is given to the gate (a bot missing
@@ -248,9 +255,12 @@ func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wir
 			for id, a := range reply.Allowances {
 				ms.gate.SetAllowance(id, a)
 			}
-			if len(recs) == shipBatch {
-				continue // more may be waiting
+			select { // let the next records gather
+			case <-ctx.Done():
+				return
+			case <-time.After(ms.every):
 			}
+			continue
 		}
 		select {
 		case <-ctx.Done():

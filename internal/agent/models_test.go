@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -259,5 +260,59 @@ func TestShipForgetsOnlyWhatPMDCommitted(t *testing.T) {
 	r.ms.Sync([]ModelBot{{ID: "b-a", Access: acc, Gateway: gw, IP: ip}})
 	if code, _, _ := modelCall(t, ep, ip, "pmm-a"); code != http.StatusBadRequest {
 		t.Errorf("an older allowance replaced a newer one: %d", code)
+	}
+}
+
+// TestShipStaysUnderTheTunnelRate: a backlog goes in full batches, and no two sends come
+// closer than the shipping interval, so a busy host never opens streams fast enough for pmd
+// to cut its session.
+func TestShipStaysUnderTheTunnelRate(t *testing.T) {
+	r := newModelsRig(t)
+	const n = 2500
+	for i := range n {
+		rec := wire.UsageRecord{ID: fmt.Sprintf("%032x", i+1), BotID: "b-a", Provider: wire.ProviderAnthropic, Model: "m", API: "messages",
+			Status: 200, Outcome: wire.OutcomeOK, Tokens: wire.Tokens{Input: 1}, Time: time.Now()}
+		if err := r.spool.Append(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.ms.every = 50 * time.Millisecond
+	var mu sync.Mutex
+	var at []time.Time
+	var sizes []int
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.ms.Ship(ctx, func(_ context.Context, b wire.UsageBatch) (wire.UsageReply, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			at, sizes = append(at, time.Now()), append(sizes, len(b.Records))
+			return wire.UsageReply{Committed: len(b.Records)}, nil
+		})
+	}()
+	eventually(t, 10*time.Second, func() bool { return r.spool.Len() == 0 })
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 3 || sizes[0] != wire.MaxUsageBatch || sizes[1] != wire.MaxUsageBatch || sizes[2] != n-2*wire.MaxUsageBatch {
+		t.Fatalf("batches of %v, want two full ones and the rest", sizes)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < r.ms.every {
+			t.Errorf("send %d came %s after the one before, under %s", i, gap, r.ms.every)
+		}
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
