@@ -147,6 +147,9 @@ func TestBots(t *testing.T) {
 		if len(res.direct) != 10 || len(res.service) != 10 || len(res.api) != 10 {
 			t.Fatalf("round trips: %d direct, %d service, %d api; want 10 each", len(res.direct), len(res.service), len(res.api))
 		}
+		if res.modelCalls != 40 {
+			t.Errorf("the provider answered %d model calls over 40 chat turns", res.modelCalls)
+		}
 		writeChatTable(t.Output(), res)
 	})
 }
@@ -432,6 +435,9 @@ type chatResult struct {
 	// goroutines and fds are this process's (pmd, agent and benchmark) growth over the
 	// tunnel round trips, measured straight after them.
 	goroutines, fds int
+	// modelCalls is how many calls the stand-in provider answered over the measured round
+	// trips: each chat turn is one model call through the host's model endpoint.
+	modelCalls int
 }
 
 func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res chatResult, err error) {
@@ -498,6 +504,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 		timed(api, &discard)
 	}
 	stop := startProfile(tb, *botsProfileDir, "bots-chat.pprof")
+	calls0 := len(r.provider.Calls())
 	// Interleaved, so that drift in the machine's load hits every path alike.
 	for range n {
 		timed(func() error { return direct(kept) }, &res.direct)
@@ -507,6 +514,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 	}
 	stop()
 	res.goroutines, res.fds = runtime.NumGoroutine()-g0, openFDs()-fd0
+	res.modelCalls = len(r.provider.Calls()) - calls0
 	for _, s := range [][]time.Duration{res.direct, res.fresh, res.service, res.api} {
 		slices.Sort(s)
 	}
@@ -564,7 +572,7 @@ func openFDs() int {
 
 func writeChatTable(w io.Writer, r chatResult) {
 	d50, d99 := percentile(r.direct, 0.5), percentile(r.direct, 0.99)
-	fmt.Fprintf(w, "Chat round trips with the stand-in gateway, %d per path, interleaved (ms):\n\n", len(r.direct))
+	fmt.Fprintf(w, "Chat round trips with the stand-in gateway, %d per path, interleaved, each turn a model call through the host's model endpoint to the stand-in provider (%d calls; ms):\n\n", len(r.direct), r.modelCalls)
 	fmt.Fprintln(w, "| path | p50 | p99 | overhead p50 | overhead p99 |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
 	for _, row := range []struct {
