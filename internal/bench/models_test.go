@@ -42,6 +42,7 @@ var (
 	modelsCallers  = flag.Int("models.callers", 64, "BenchmarkModels/throughput: concurrent callers, spread over the bots")
 	modelsDuration = flag.Duration("models.duration", 10*time.Second, "BenchmarkModels/throughput: how long each path is driven")
 	modelsRecords  = flag.Int("models.records", 100_000, "BenchmarkModels/records: usage records shipped from the agent's spool into pmd")
+	modelsStores   = flag.String("models.stores", "sqlite,postgres", "BenchmarkModels/records: pmd's stores to run on (postgres only when PM_TEST_POSTGRES_URL is set)")
 )
 
 // BenchmarkModels measures the model gateway with real parts and prints markdown tables for
@@ -91,7 +92,7 @@ func BenchmarkModels(b *testing.B) {
 	})
 	b.Run("records", func(b *testing.B) {
 		var rows []recordsResult
-		for _, db := range []string{"sqlite", "postgres"} {
+		for _, db := range strings.Split(*modelsStores, ",") {
 			if db == "postgres" && os.Getenv("PM_TEST_POSTGRES_URL") == "" {
 				continue
 			}
@@ -514,6 +515,7 @@ type recordsResult struct {
 	fill             time.Duration // appending them to the spool (fsynced, 64 at once)
 	firstCommit, all time.Duration // from the agent's start
 	debited          int64
+	pmdWarnings      string // pmd's warnings over the run, summarised
 }
 
 // perSecond is the rate from the agent's start (its spool read back, the session, every batch)
@@ -684,6 +686,12 @@ func measureRecords(tb testing.TB, db string, n int) (recordsResult, error) {
 			return res, fmt.Errorf("after %s pmd holds %d of %d records", time.Since(start).Round(time.Second), calls, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// A session pmd cut as a flood (the agent shipping faster than the tunnel's stream rate)
+	// would have stalled the shipping for its penalty: the number would not be pmd's.
+	res.pmdWarnings = pm.warns.summary()
+	if strings.Contains(res.pmdWarnings, "session cut") {
+		return res, fmt.Errorf("pmd cut the agent's session while it shipped: %s", res.pmdWarnings)
 	}
 	calls, debited, err := committed()
 	if err != nil {
