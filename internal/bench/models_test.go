@@ -406,13 +406,13 @@ func writeModelLatencyTable(w io.Writer, res []latencyResult) {
 
 // throughputResult is one path driven by many callers.
 type throughputResult struct {
-	path                string
-	calls, errors       int64
-	firstError          string
-	elapsed             time.Duration
-	cpu                 time.Duration // the process's CPU time over the run
-	latencies           []time.Duration
-	spooled, spoolBytes int64
+	path          string
+	calls, errors int64
+	firstError    string
+	elapsed       time.Duration
+	cpu           time.Duration // the process's CPU time over the run
+	latencies     []time.Duration
+	spooled       int64
 }
 
 func (t throughputResult) perSecond() float64 { return float64(t.calls) / t.elapsed.Seconds() }
