@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
+	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -25,7 +26,7 @@ var (
 	botsInterval   = flag.Duration("bots.interval", 100*time.Millisecond, "BenchmarkBots: the agent's bot interval (converge and probe); the product's default is 2s")
 	botsCreate     = flag.Int("bots.create", 20, "BenchmarkBots/create: bots created one after another")
 	botsConverge   = flag.Int("bots.converge", 50, "BenchmarkBots/converge: bots on the host the restarted agent converges")
-	botsChats      = flag.Int("bots.chats", 1000, "BenchmarkBots/chat: round trips on each path")
+	botsChats      = flag.Int("bots.chats", 500, "BenchmarkBots/chat: round trips on each path (paced: 16 a second in all)")
 	botsProfileDir = flag.String("bots.profiledir", "", "BenchmarkBots writes CPU profiles of the create and chat phases into this directory")
 )
 
@@ -93,6 +94,7 @@ func BenchmarkBots(b *testing.B) {
 	b.Run("chat", func(b *testing.B) {
 		r := newBotsRig(b, eng, rigOptions{Interval: *botsInterval, Capacity: wire.Capacity{Bots: 1, MemoryBytes: 1 << 30}})
 		res, err := measureChat(b.Context(), b, r, *botsChats)
+		b.Logf("pmd: %s; agent: %s", r.pm.warns.summary(), r.agent.warns.summary())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -146,6 +148,9 @@ func TestBots(t *testing.T) {
 		}
 		if len(res.direct) != 10 || len(res.service) != 10 || len(res.api) != 10 {
 			t.Fatalf("round trips: %d direct, %d service, %d api; want 10 each", len(res.direct), len(res.service), len(res.api))
+		}
+		if res.modelCalls != 40 {
+			t.Errorf("the provider answered %d model calls over 40 chat turns", res.modelCalls)
 		}
 		writeChatTable(t.Output(), res)
 	})
@@ -432,6 +437,9 @@ type chatResult struct {
 	// goroutines and fds are this process's (pmd, agent and benchmark) growth over the
 	// tunnel round trips, measured straight after them.
 	goroutines, fds int
+	// modelCalls is how many calls the stand-in provider answered over the measured round
+	// trips: each chat turn is one model call through the host's model endpoint.
+	modelCalls int
 }
 
 func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res chatResult, err error) {
@@ -475,7 +483,15 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 		_, err := r.admin.ChatBot(ctx, b.ID, wire.ChatRequest{Message: "ping"})
 		return err
 	}
+	// Every chat turn is a model call through the host's endpoint, and the agent ships each
+	// call's usage record to pmd on a stream of its own as soon as it is spooled: past
+	// tunnel.DefaultLimits' 20 streams a second (after a burst of 100) pmd cuts the host's
+	// session as a flood. The round trips are paced under that (each is timed on its own;
+	// the pause is not in it).
+	pace := time.NewTicker(time.Duration(float64(time.Second) / (0.8 * tunnel.DefaultLimits().StreamRate)))
+	defer pace.Stop()
 	timed := func(f func() error, into *[]time.Duration) {
+		<-pace.C
 		t := time.Now()
 		if err := f(); err != nil {
 			res.errors++
@@ -498,6 +514,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 		timed(api, &discard)
 	}
 	stop := startProfile(tb, *botsProfileDir, "bots-chat.pprof")
+	calls0 := len(r.provider.Calls())
 	// Interleaved, so that drift in the machine's load hits every path alike.
 	for range n {
 		timed(func() error { return direct(kept) }, &res.direct)
@@ -507,6 +524,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 	}
 	stop()
 	res.goroutines, res.fds = runtime.NumGoroutine()-g0, openFDs()-fd0
+	res.modelCalls = len(r.provider.Calls()) - calls0
 	for _, s := range [][]time.Duration{res.direct, res.fresh, res.service, res.api} {
 		slices.Sort(s)
 	}
@@ -564,7 +582,7 @@ func openFDs() int {
 
 func writeChatTable(w io.Writer, r chatResult) {
 	d50, d99 := percentile(r.direct, 0.5), percentile(r.direct, 0.99)
-	fmt.Fprintf(w, "Chat round trips with the stand-in gateway, %d per path, interleaved (ms):\n\n", len(r.direct))
+	fmt.Fprintf(w, "Chat round trips with the stand-in gateway, %d per path, interleaved, each turn a model call through the host's model endpoint to the stand-in provider (%d calls; ms):\n\n", len(r.direct), r.modelCalls)
 	fmt.Fprintln(w, "| path | p50 | p99 | overhead p50 | overhead p99 |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
 	for _, row := range []struct {

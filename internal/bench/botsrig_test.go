@@ -27,6 +27,7 @@ import (
 	"github.com/pocketmolt/pocketmolt/internal/runtime"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/standin"
+	"github.com/pocketmolt/pocketmolt/internal/standinprovider"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -86,6 +87,8 @@ type botsRig struct {
 	stateDir string
 	agent    *runningAgent
 	opts     rigOptions
+	// provider is the stand-in model provider pmd's upstreams point at.
+	provider *standinprovider.Server
 
 	mu   sync.Mutex
 	bots []string // every bot id created, for the clean-up
@@ -113,13 +116,16 @@ func newBotsRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *botsRig {
 		PublicAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		LogLevel: "info", BotImage: benchImage, BotStartTimeout: time.Minute,
 	}
+	// Every bot's chat turns go through its host's model endpoint to pmd's upstreams: a
+	// stand-in provider on loopback, with the platform's keys in files as an operator keeps them.
+	prov := withStandinProvider(tb, &cfg)
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
 	if err := pmd.Init(ctx, cfg, io.Discard); err != nil {
 		tb.Fatalf("pmd init: %v", err)
 	}
-	r := &botsRig{tb: tb, eng: eng, opts: opts, syncs: &syncLog{}}
+	r := &botsRig{tb: tb, eng: eng, opts: opts, syncs: &syncLog{}, provider: prov}
 	r.pm, r.obs = startObservedPMD(tb, cfg, r.syncs)
 	tb.Cleanup(r.close)
 
@@ -153,6 +159,33 @@ func newBotsRig(tb testing.TB, eng *docker.Docker, opts rigOptions) *botsRig {
 	r.agent = r.startAgent(st)
 	r.waitOnline()
 	return r
+}
+
+// The platform's own model keys in every bench pmd.
+const (
+	platformAnthropicKey = "sk-ant-platform-bench-0123456789abcdef"
+	platformOpenAIKey    = "sk-platform-bench-openai-0123456789abcdef"
+)
+
+// withStandinProvider starts a stand-in model provider on loopback and points cfg's upstreams
+// at it (Anthropic at its URL, OpenAI at URL+"/v1"), with the platform's keys in files. The
+// provider stops when tb ends.
+func withStandinProvider(tb testing.TB, cfg *pmd.Config) *standinprovider.Server {
+	tb.Helper()
+	prov, err := standinprovider.Start(context.Background(), "127.0.0.1:0", standinprovider.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { prov.Close() })
+	keys := tb.TempDir()
+	cfg.AnthropicAPIKeyFile, cfg.OpenAIAPIKeyFile = filepath.Join(keys, "anthropic"), filepath.Join(keys, "openai")
+	for file, key := range map[string]string{cfg.AnthropicAPIKeyFile: platformAnthropicKey, cfg.OpenAIAPIKeyFile: platformOpenAIKey} {
+		if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	cfg.AnthropicBaseURL, cfg.OpenAIBaseURL = prov.URL(), prov.URL()+"/v1"
+	return prov
 }
 
 // startObservedPMD is startPMD with pmd's "host synced" debug lines kept and its bot

@@ -5,7 +5,9 @@
 // holding bare TLS connections. BenchmarkReconnectStorm times 5,000 agents coming back after
 // pmd restarts; BenchmarkFlood times other hosts' heartbeats while one host floods pmd with
 // streams; BenchmarkBots runs bots on the local Docker Engine; BenchmarkCheckout times a
-// signed Stripe webhook to the customer's bot running, and argon2id and logins.
+// signed Stripe webhook to the customer's bot running, and argon2id and logins;
+// BenchmarkModels measures the model gateway: the latency an agent's model endpoint adds,
+// the calls a second it sustains, and the usage records a second pmd commits from an agent.
 //
 //	go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 30m ./internal/bench/
 //
