@@ -264,8 +264,8 @@ func TestShipForgetsOnlyWhatPMDCommitted(t *testing.T) {
 }
 
 // TestShipStaysUnderTheTunnelRate: a backlog goes in full batches, and no two sends come
-// closer than the shipping interval, so a busy host never opens streams fast enough for pmd
-// to cut its session.
+// closer than a third of the shipping interval, so a busy host never opens streams fast
+// enough for pmd to cut its session.
 func TestShipStaysUnderTheTunnelRate(t *testing.T) {
 	r := newModelsRig(t)
 	const n = 2500
@@ -300,8 +300,8 @@ func TestShipStaysUnderTheTunnelRate(t *testing.T) {
 		t.Fatalf("batches of %v, want two full ones and the rest", sizes)
 	}
 	for i := 1; i < len(at); i++ {
-		if gap := at[i].Sub(at[i-1]); gap < r.ms.every {
-			t.Errorf("send %d came %s after the one before, under %s", i, gap, r.ms.every)
+		if gap := at[i].Sub(at[i-1]); gap < r.ms.every/3 {
+			t.Errorf("send %d came %s after the one before, under %s", i, gap, r.ms.every/3)
 		}
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
-	"github.com/pocketmolt/pocketmolt/internal/tunnel"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -26,7 +25,7 @@ var (
 	botsInterval   = flag.Duration("bots.interval", 100*time.Millisecond, "BenchmarkBots: the agent's bot interval (converge and probe); the product's default is 2s")
 	botsCreate     = flag.Int("bots.create", 20, "BenchmarkBots/create: bots created one after another")
 	botsConverge   = flag.Int("bots.converge", 50, "BenchmarkBots/converge: bots on the host the restarted agent converges")
-	botsChats      = flag.Int("bots.chats", 500, "BenchmarkBots/chat: round trips on each path (paced: 16 a second in all)")
+	botsChats      = flag.Int("bots.chats", 1000, "BenchmarkBots/chat: round trips on each path")
 	botsProfileDir = flag.String("bots.profiledir", "", "BenchmarkBots writes CPU profiles of the create and chat phases into this directory")
 )
 
@@ -483,15 +482,7 @@ func measureChat(ctx context.Context, tb testing.TB, r *botsRig, n int) (res cha
 		_, err := r.admin.ChatBot(ctx, b.ID, wire.ChatRequest{Message: "ping"})
 		return err
 	}
-	// Every chat turn is a model call through the host's endpoint, and the agent ships each
-	// call's usage record to pmd on a stream of its own as soon as it is spooled: past
-	// tunnel.DefaultLimits' 20 streams a second (after a burst of 100) pmd cuts the host's
-	// session as a flood. The round trips are paced under that (each is timed on its own;
-	// the pause is not in it).
-	pace := time.NewTicker(time.Duration(float64(time.Second) / (0.8 * tunnel.DefaultLimits().StreamRate)))
-	defer pace.Stop()
 	timed := func(f func() error, into *[]time.Duration) {
-		<-pace.C
 		t := time.Now()
 		if err := f(); err != nil {
 			res.errors++

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -734,9 +733,7 @@ func spoolEmpty(dir string) (bool, error) {
 // usageRecord is a record of an Anthropic call by bot, with a fresh id, as the endpoint
 // writes one.
 func usageRecord(bot string, at time.Time) wire.UsageRecord {
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	return wire.UsageRecord{ID: hex.EncodeToString(id[:]), BotID: bot, Provider: wire.ProviderAnthropic, Model: "claude-sonnet-4-6",
+	return wire.UsageRecord{ID: modelgate.NewRecordID(time.Now()), BotID: bot, Provider: wire.ProviderAnthropic, Model: "claude-sonnet-4-6",
 		API: "messages", Status: 200, Outcome: wire.OutcomeOK, Tokens: wire.Tokens{Input: 1200, Output: 300, CacheRead: 40},
 		Time: at, Millis: 850}
 }

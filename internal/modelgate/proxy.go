@@ -315,7 +315,7 @@ func (g *Gate) stream(w http.ResponseWriter, r *http.Request, c *call, resp *htt
 // record is the usage record of c; m nil records no tokens (an error answer).
 func (g *Gate) record(c *call, status int, outcome string, m *meter) wire.UsageRecord {
 	rec := wire.UsageRecord{
-		ID:       newRecordID(),
+		ID:       NewRecordID(g.now()),
 		BotID:    c.botID,
 		Provider: c.ep.provider,
 		Model:    c.info.Model,
@@ -378,9 +378,16 @@ func redact(s, key string) string {
 	return strings.ReplaceAll(s, key, "[redacted]")
 }
 
-// newRecordID is a random 128-bit id in hex.
-func newRecordID() string {
+// NewRecordID is the id of a usage record of a call at now: 128 bits in hex, 48 of them the
+// time in milliseconds and 80 random. Random enough that no host can guess another's, and
+// ordered by time, so pmd's index of records grows at its end instead of splitting pages all
+// over (random ids committed half as fast by 100,000 records).
+func NewRecordID(now time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
