@@ -231,6 +231,7 @@ func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wir
 		recs := ms.spool.Batch(shipBatch)
 		refusals = addRefusals(refusals, ms.gate.Refusals())
 		if len(recs) > 0 || len(refusals) > 0 {
+			sent := time.Now()
 			reply, err := send(ctx, wire.UsageBatch{Records: recs, Refusals: refusals})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -263,7 +264,7 @@ func (ms *Models) Ship(ctx context.Context, send func(ctx context.Context, b wir
 			select { // let the next records gather
 			case <-ctx.Done():
 				return
-			case <-time.After(gap):
+			case <-time.After(gap - time.Since(sent)):
 			}
 			continue
 		}
