@@ -541,7 +541,7 @@ const (
 // measureRecords starts a real pmd on db ("sqlite" or "postgres"), enrolls a host whose 20
 // bots belong to two customers with credits, fills the host's usage spool with n records as
 // the model endpoint writes them, then starts the host's real agent: it connects over the
-// tunnel and ships the spool in batches (500 a request, one after another, as the agent
+// tunnel and ships the spool in batches (1,000 a request, one after another, as the agent
 // does), and pmd commits and debits each. Timed from the agent's start until pmd's store
 // holds all n.
 func measureRecords(tb testing.TB, db string, n int) (recordsResult, error) {
@@ -739,7 +739,7 @@ func usageRecord(bot string, at time.Time) wire.UsageRecord {
 }
 
 func writeRecordsTable(w io.Writer, rows []recordsResult) {
-	fmt.Fprintln(w, "Usage records shipped from an agent's spool over the tunnel into pmd (500 a request, one request at a time), committed once each and debited:")
+	fmt.Fprintln(w, "Usage records shipped from an agent's spool over the tunnel into pmd (1,000 a request, one request at a time, paced as the agent paces them), committed once each and debited:")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| store | records | spool filled (64 writers) | first batch committed | all committed | records/s from the agent's start | records/s after the first batch |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
