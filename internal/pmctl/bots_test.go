@@ -100,6 +100,14 @@ func botRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
+		if req.APIKey != nil && req.DiskBytes == 0 { // a key alone: --platform-key sends ""
+			if *req.APIKey != "" {
+				wire.WriteError(w, wire.Errorf(wire.CodeInvalidArgument, "want the platform's key in this test"))
+				return
+			}
+			wire.WriteJSON(w, 200, b)
+			return
+		}
 		if req.DiskBytes < 16<<20 {
 			wire.WriteError(w, wire.Errorf(wire.CodeInvalidArgument, "disk limit %dB: use 16MiB to 16TiB", req.DiskBytes))
 			return
@@ -219,6 +227,8 @@ func TestBotsEdit(t *testing.T) {
 		{"not a size", []string{"bots", "edit", "alice", "--disk", "lots"}, 1, "", `invalid argument "lots" for "--disk" flag: not a size`},
 		{"pmd refuses", []string{"bots", "edit", "alice", "--disk", "1MiB"}, 1, "", "disk limit 1048576B: use 16MiB to 16TiB"},
 		{"unknown bot", []string{"bots", "edit", "zed", "--disk", "1GiB"}, 1, "", `bot "zed" not found`},
+		{"back to the platform's key", []string{"bots", "edit", "alice", "--platform-key"}, 0, "", "new key: its host's model endpoint uses it from the next call, without a restart"},
+		{"a key file and the platform's key", []string{"bots", "edit", "alice", "--platform-key", "--api-key-file", "k"}, 1, "", "--api-key-file and --platform-key cannot be combined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

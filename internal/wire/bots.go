@@ -104,7 +104,8 @@ type EditBotRequest struct {
 	// Model is the new model, as provider/model. A model of another provider needs its
 	// APIKey too.
 	Model *string `json:"model,omitempty"`
-	// APIKey replaces the model provider's API key.
+	// APIKey replaces the bot owner's own key for the model's provider; "" drops it for the
+	// platform's key.
 	APIKey *string `json:"api_key,omitempty"`
 	// TelegramToken replaces the Telegram bot token; "" removes Telegram.
 	TelegramToken *string `json:"telegram_token,omitempty"`

@@ -27,6 +27,8 @@ type EditOptions struct {
 	TelegramTokenFile string
 	// NoTelegram removes the bot's Telegram token.
 	NoTelegram bool
+	// PlatformKey drops the bot's own API key for the platform's.
+	PlatformKey bool
 }
 
 // NewCmdEdit returns `bots edit`.
@@ -34,7 +36,7 @@ func NewCmdEdit(f *cmdutil.Factory, runF func(context.Context, *EditOptions) err
 	opts := &EditOptions{IO: f.IOStreams, APIClient: f.APIClient}
 	var disk cmdutil.SizeFlag
 	cmd := &cobra.Command{
-		Use:   "edit <name|id> [--disk <size>] [--model <provider/model>] [--api-key-file <file>] [--telegram-token-file <file> | --no-telegram]",
+		Use:   "edit <name|id> [--disk <size>] [--model <provider/model>] [--api-key-file <file> | --platform-key] [--telegram-token-file <file> | --no-telegram]",
 		Short: "Change a bot's limits, model or keys",
 		Long: `Change a bot.
 
@@ -45,7 +47,8 @@ again once it fits under the new one.
 --model, --telegram-token-file and --no-telegram change its configuration: its host
 re-creates the container with the new settings (the workspace stays), so the bot
 restarts. --api-key-file alone changes the key its host's model endpoint uses for it,
-in place: the bot holds no provider key, and does not restart. A bot with its own key
+in place: the bot holds no provider key, and does not restart; --platform-key drops the
+bot's own key for the platform's. A bot with its own key
 that moves to a model of another provider needs that provider's key in the same
 command. Secrets are read from files, "-" meaning stdin, and never shown.`,
 		Example: `  pmctl bots edit alice --disk 20GiB
@@ -57,8 +60,10 @@ command. Secrets are read from files, "-" meaning stdin, and never shown.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref, opts.Disk = args[0], int64(disk)
 			switch {
-			case opts.Disk == 0 && opts.Model == "" && opts.APIKeyFile == "" && opts.TelegramTokenFile == "" && !opts.NoTelegram:
-				return cmdutil.FlagErrorf("give what to change: --disk, --model, --api-key-file, --telegram-token-file or --no-telegram")
+			case opts.Disk == 0 && opts.Model == "" && opts.APIKeyFile == "" && !opts.PlatformKey && opts.TelegramTokenFile == "" && !opts.NoTelegram:
+				return cmdutil.FlagErrorf("give what to change: --disk, --model, --api-key-file, --platform-key, --telegram-token-file or --no-telegram")
+			case opts.PlatformKey && opts.APIKeyFile != "":
+				return cmdutil.FlagErrorf("--api-key-file and --platform-key cannot be combined")
 			case opts.NoTelegram && opts.TelegramTokenFile != "":
 				return cmdutil.FlagErrorf("--telegram-token-file and --no-telegram cannot be combined")
 			case opts.APIKeyFile == "-" && opts.TelegramTokenFile == "-":
@@ -76,6 +81,7 @@ command. Secrets are read from files, "-" meaning stdin, and never shown.`,
 	fl.StringVar(&opts.Model, "model", "", "new model as provider/model, e.g. anthropic/claude-opus-4-6")
 	fl.StringVar(&opts.APIKeyFile, "api-key-file", "", "file holding the model provider's new API key, - for stdin")
 	fl.StringVar(&opts.TelegramTokenFile, "telegram-token-file", "", "file holding the new Telegram bot token, - for stdin")
+	fl.BoolVar(&opts.PlatformKey, "platform-key", false, "drop the bot's own API key: its calls use the platform's key for its provider")
 	fl.BoolVar(&opts.NoTelegram, "no-telegram", false, "remove the bot's Telegram token")
 	cmdutil.AddFormatFlag(cmd, &opts.Format)
 	return cmd
@@ -95,6 +101,10 @@ func editRun(ctx context.Context, opts *EditOptions) error {
 			return err
 		}
 		req.APIKey = &key
+	}
+	if opts.PlatformKey {
+		none := ""
+		req.APIKey = &none
 	}
 	if opts.TelegramTokenFile != "" {
 		tok, err := readSecret(opts.IO.In, "--telegram-token-file", opts.TelegramTokenFile)
@@ -119,8 +129,11 @@ func editRun(ctx context.Context, opts *EditOptions) error {
 		return output.Print(opts.IO.Out, opts.IO.IsTerminal, opts.Format, b, nil)
 	}
 	var what []string
-	if req.Model != nil || req.APIKey != nil || req.TelegramToken != nil {
+	switch {
+	case req.Model != nil || req.TelegramToken != nil:
 		what = append(what, fmt.Sprintf("reconfigured (spec version %d): its host re-creates the container with the new settings", b.SpecVersion))
+	case req.APIKey != nil:
+		what = append(what, "new key: its host's model endpoint uses it from the next call, without a restart")
 	}
 	if opts.Disk != 0 {
 		what = append(what, "disk limit "+output.Bytes(uint64(b.Resources.DiskBytes)))
