@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/agent"
+	"github.com/pocketmolt/pocketmolt/internal/bots"
 	"github.com/pocketmolt/pocketmolt/internal/nofollow"
 	"github.com/pocketmolt/pocketmolt/internal/openclaw"
+	"github.com/pocketmolt/pocketmolt/internal/runtime"
 	"github.com/pocketmolt/pocketmolt/internal/runtime/docker"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
@@ -61,7 +63,7 @@ func newBotsRig(t *testing.T, d *docker.Docker) *botsRig {
 func (r *botsRig) spec(id string, version int64, cfg []byte) wire.BotSpec {
 	return wire.BotSpec{
 		ID: id, Name: id, Version: version, Image: testImage, Running: true, Config: cfg,
-		Env:          map[string]string{openclaw.EnvGatewayToken: "tok-" + id, "ANTHROPIC_API_KEY": testAPIKey},
+		Env:          map[string]string{openclaw.EnvGatewayToken: "tok-" + id, openclaw.EnvModelToken: "pmm-" + id},
 		Resources:    wire.Resources{MemoryBytes: 256 << 20, CPUs: 0.5, PIDs: 128},
 		StartTimeout: wire.Duration(time.Minute), StopTimeout: wire.Duration(2 * time.Second),
 	}
@@ -94,7 +96,7 @@ func stateRunning(s wire.BotState) bool { return s.Status == wire.BotRunning }
 // botConfig is a valid openclaw.json that differs by model.
 func botConfig(t *testing.T, model string) []byte {
 	t.Helper()
-	b, err := openclaw.Config(openclaw.Options{Model: model})
+	b, err := openclaw.Config(openclaw.Options{Model: model, ModelEndpoint: bots.ModelEndpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,10 +300,17 @@ func TestHostileBotsEachRunAsTheirOwnUser(t *testing.T) {
 		}
 	}
 
-	// The secret is there to steal: root reads it.
+	// The secret is there to steal: root reads it. (Its provider key is not: only its tokens
+	// are in its environment, and its model token is what spends its credits.)
 	environ := fmt.Sprintf("/proc/%d/environ", procs[0].pid)
-	if b, err := os.ReadFile(environ); err != nil || !strings.Contains(string(b), testAPIKey) {
-		t.Fatalf("root cannot read alice's environment (%v): the test proves nothing", err)
+	b, err := os.ReadFile(environ)
+	if err != nil || !strings.Contains(string(b), openclaw.EnvModelToken+"=pmm-") {
+		t.Fatalf("root cannot read alice's model token in her environment (%v): the test proves nothing", err)
+	}
+	_, token, _ := strings.Cut(string(b), openclaw.EnvModelToken+"=")
+	token, _, _ = strings.Cut(token, "\x00")
+	if strings.Contains(string(b), testAPIKey) {
+		t.Error("alice's provider key is in her container's environment")
 	}
 	for _, thief := range []struct {
 		who      string
@@ -310,7 +319,7 @@ func TestHostileBotsEachRunAsTheirOwnUser(t *testing.T) {
 		{"a login, uid 1000", 1000, 1000},
 		{"bob's uid", procs[1].uid, procs[1].uid},
 	} {
-		if b, err := readAs(thief.uid, thief.gid, environ); err == nil || strings.Contains(string(b), testAPIKey) {
+		if b, err := readAs(thief.uid, thief.gid, environ); err == nil || strings.Contains(string(b), token) {
 			t.Errorf("%s read alice's environment (%d bytes)", thief.who, len(b))
 		}
 		if _, err := readAs(thief.uid, thief.gid, filepath.Join(a.A.State.Dir, "bots", procs[0].bot.ID, "config", "openclaw.json")); err == nil {
@@ -511,7 +520,7 @@ func TestLayout1BotIsMigrated(t *testing.T) {
 		t.Error("the layout-1 network is still there")
 	}
 	c := dockerInspect(t, st.ContainerID)
-	if l := dig(c, "Config", "Labels", "pocketmolt.layout"); l != "2" {
+	if l := dig(c, "Config", "Labels", "pocketmolt.layout"); l != runtime.Layout {
 		t.Errorf("layout label %v", l)
 	}
 	uidStr, _, _ := strings.Cut(dig(c, "Config", "User").(string), ":")
