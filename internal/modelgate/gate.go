@@ -73,8 +73,8 @@ type bot struct {
 	// admission until their record is pending (or none is written); holds counts them.
 	reserved int64
 	holds    int
-	minute    window
-	day       dayCount
+	minute   window
+	day      dayCount
 }
 
 // pendingCall is what the allowance needs of a record not yet settled.

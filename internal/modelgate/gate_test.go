@@ -418,8 +418,8 @@ func TestCredits(t *testing.T) {
 }
 
 func TestCreditsExactBoundary(t *testing.T) {
-	// Each call costs 1,000 and may cost at most 6,960 (28 input tokens, 112 bytes, at 20; 256 output at
-	// 25): it is admitted while 6,960 fit in what is left.
+	// Each call costs 1,000 and may cost at most 6,960 (112 bytes: 28 input tokens at 20; 256
+	// output at 25): it is admitted while 6,960 fit in what is left.
 	price := wire.Price{Input: 20_000_000, CacheRead: 2_000_000, Output: 25_000_000}
 	const most = 6960
 	for _, c := range []struct {
