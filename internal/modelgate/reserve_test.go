@@ -162,76 +162,27 @@ func onSlow(r *rig, p *slowProvider, edit func(a *wire.ModelAccess)) {
 // reach the provider, the rest are refused at once, and what was spent is within the
 // allowance. Without reservations all ten reached the provider.
 func TestCreditsInFlight(t *testing.T) {
-	price := wire.Price{Input: 20_000_000, CacheRead: 2_000_000, Output: 25_000_000} // a call: 1,000
+	price := wire.Price{Input: 20_000_000, CacheRead: 2_000_000, Output: 25_000_000}
 	const calls, fit = 10, 3
-	for _, ac := range apiCases {
-		t.Run(ac.name, func(t *testing.T) {
-			r := newRig(t, nil)
-			p := newSlowProvider(t)
-			body := ac.body(false)
-			most := readCallInfo([]byte(body)).reservation(prices.Table{Default: price}, ac.provider, ac.api, len(body))
-			allowance := fit*most + most - 1 // not quite four
-			onSlow(r, p, func(a *wire.ModelAccess) {
-				a.Credits = true
-				a.DefaultPrice = price
-				a.Allowance = wire.Allowance{Remaining: allowance, AsOf: time.Unix(1, 0)}
+	for _, v := range []struct {
+		name    string
+		price   wire.Price
+		bound   int64 // the calls' max_tokens (max_output_tokens)
+		perCall int64 // what a call costs
+		room    bool  // what the three leave has room for one more call
+	}{
+		// The reservation is the actual cost: the output the call asks for and gets (12
+		// tokens), input free. Ten calls would spend 3,000 of 1,199.
+		{"reserved as spent", wire.Price{Output: 25_000_000}, 12, 300, false},
+		// The reservation is far above the cost (256 output tokens asked for, 12 answered):
+		// those refused find room once the three have ended.
+		{"reserved above spent", price, 256, 1000, true},
+	} {
+		for _, ac := range apiCases {
+			t.Run(v.name+"/"+ac.name, func(t *testing.T) {
+				inFlight(t, ac, v.price, v.bound, v.perCall, v.room, calls, fit)
 			})
-			replies := make(chan reply, calls)
-			for range calls {
-				go func() {
-					req, _ := http.NewRequestWithContext(t.Context(), "POST", r.srv.URL+ac.path, strings.NewReader(body))
-					req.Header.Set("X-Api-Key", tokenA)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						replies <- reply{readErr: err}
-						return
-					}
-					defer resp.Body.Close()
-					b, err := io.ReadAll(resp.Body)
-					replies <- reply{resp.StatusCode, resp.Header, string(b), err}
-				}()
-			}
-			wantStatus := 429
-			wantShape := `"code":"rate_limit_exceeded"`
-			if ac.provider == wire.ProviderAnthropic {
-				wantShape = `"type":"rate_limit_error"`
-			}
-			for range calls - fit {
-				got := <-replies
-				if got.status != wantStatus || !strings.Contains(got.body, wantShape) || got.header.Get("Retry-After") != "5" ||
-					!strings.Contains(got.body, "in progress may use up its remaining credits") {
-					t.Errorf("refused: %d %v %s, want %d %s with retry-after 5", got.status, got.readErr, got.body, wantStatus, wantShape)
-				}
-			}
-			if reserved, holds, _ := reservations(r.g, "bot-a"); reserved != fit*most || holds != fit {
-				t.Errorf("in flight: %d reserved by %d calls, want %d by %d", reserved, holds, fit*most, fit)
-			}
-			close(p.release)
-			for range fit {
-				if got := <-replies; got.status != 200 {
-					t.Errorf("admitted: %d %v %s", got.status, got.readErr, got.body)
-				}
-			}
-			if n := p.arrived.Load(); n != fit {
-				t.Errorf("%d calls reached the provider, want %d", n, fit)
-			}
-			var spent int64
-			for _, rec := range r.sink.records() {
-				spent += prices.Cost(price, rec.Tokens)
-			}
-			if spent > allowance || spent != fit*1000 {
-				t.Errorf("spent %d of %d, want %d", spent, allowance, fit*1000)
-			}
-			waitReleased(t, r.g, "bot-a")
-			want := []wire.UsageRefusal{{BotID: "bot-a", Provider: ac.provider, Reason: wire.RefusedCredits, Count: calls - fit}}
-			if got := r.g.Refusals(); fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("refusals %+v, want %+v", got, want)
-			}
-			// Their actual cost is far below what they held: what is left has room again.
-			if got := r.call(t, t.Context(), ac.path, tokenA, body); got.status != 200 {
-				t.Errorf("after the calls in flight ended: %d %s", got.status, got.body)
-			}
-		})
+		}
 	}
 	t.Run("not on credits", func(t *testing.T) {
 		r := newRig(t, nil)
@@ -510,5 +461,92 @@ func TestReservationsUnderFaults(t *testing.T) {
 	g.Settled(sink.records())
 	if _, _, pending := reservations(g, "bot-a"); pending != 0 {
 		t.Errorf("%d records pending after all were settled", pending)
+	}
+}
+
+// inFlight is a case of TestCreditsInFlight: calls calls of ac at once, asking for bound
+// output tokens, on an allowance for fit of them and not quite one more; a call costs
+// perCall at price.
+func inFlight(t *testing.T, ac apiCase, price wire.Price, bound, perCall int64, room bool, calls, fit int) {
+	r := newRig(t, nil)
+	p := newSlowProvider(t)
+	body := fmt.Sprintf(`{"model":%q,"max_tokens":%d,"messages":[{"role":"user","content":"Say hello"}]}`, ac.model, bound)
+	if ac.api == apiResponses {
+		body = fmt.Sprintf(`{"model":%q,"max_output_tokens":%d,"input":"Say hello"}`, ac.model, bound)
+	}
+	most := readCallInfo([]byte(body)).reservation(prices.Table{Default: price}, ac.provider, ac.api, len(body))
+	allowance := int64(fit)*most + most - 1
+	onSlow(r, p, func(a *wire.ModelAccess) {
+		a.Credits = true
+		a.DefaultPrice = price
+		a.Allowance = wire.Allowance{Remaining: allowance, AsOf: time.Unix(1, 0)}
+	})
+	replies := make(chan reply, calls)
+	for range calls {
+		go func() {
+			req, _ := http.NewRequestWithContext(t.Context(), "POST", r.srv.URL+ac.path, strings.NewReader(body))
+			req.Header.Set("X-Api-Key", tokenA)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				replies <- reply{readErr: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			replies <- reply{resp.StatusCode, resp.Header, string(b), err}
+		}()
+	}
+	wantShape := `"code":"rate_limit_exceeded"`
+	if ac.provider == wire.ProviderAnthropic {
+		wantShape = `"type":"rate_limit_error"`
+	}
+	// Those refused are answered at once; those admitted wait for release.
+	timeout := time.After(10 * time.Second)
+	answered := 0
+refusals:
+	for range calls - fit {
+		var got reply
+		select {
+		case got = <-replies:
+		case <-timeout:
+			t.Errorf("%d calls refused, %d reached the provider; want %d refused", answered, p.arrived.Load(), calls-fit)
+			break refusals
+		}
+		answered++
+		if got.status != 429 || !strings.Contains(got.body, wantShape) || got.header.Get("Retry-After") != "5" ||
+			!strings.Contains(got.body, "in progress may use up its remaining credits") {
+			t.Errorf("refused: %d %v %s, want 429 %s with retry-after 5", got.status, got.readErr, got.body, wantShape)
+		}
+	}
+	if reserved, holds, _ := reservations(r.g, "bot-a"); reserved != int64(fit)*most || holds != fit {
+		t.Errorf("in flight: %d reserved by %d calls, want %d by %d", reserved, holds, int64(fit)*most, fit)
+	}
+	close(p.release)
+	for range calls - answered {
+		if got := <-replies; got.status != 200 {
+			t.Errorf("admitted: %d %v %s", got.status, got.readErr, got.body)
+		}
+	}
+	if n := p.arrived.Load(); n != int64(fit) {
+		t.Errorf("%d calls reached the provider, want %d", n, fit)
+	}
+	var spent int64
+	for _, rec := range r.sink.records() {
+		spent += prices.Cost(price, rec.Tokens)
+	}
+	if spent > allowance || spent != int64(fit)*perCall {
+		t.Errorf("spent %d of %d, want %d", spent, allowance, int64(fit)*perCall)
+	}
+	waitReleased(t, r.g, "bot-a")
+	want := []wire.UsageRefusal{{BotID: "bot-a", Provider: ac.provider, Reason: wire.RefusedCredits, Count: int64(calls - fit)}}
+	if got := r.g.Refusals(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("refusals %+v, want %+v", got, want)
+	}
+	got := r.call(t, t.Context(), ac.path, tokenA, body)
+	switch {
+	case room && got.status != 200:
+		t.Errorf("after the calls in flight ended: %d %s, want room for one more", got.status, got.body)
+	case !room && (got.status == 200 || !strings.Contains(got.body, "Too few credits are left for this model call")):
+		t.Errorf("after the calls in flight ended: %d %s, want too few credits", got.status, got.body)
 	}
 }
