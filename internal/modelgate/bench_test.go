@@ -96,7 +96,9 @@ type benchRig struct {
 	client         *http.Client
 }
 
-func newBenchRig(b *testing.B, sink Sink) *benchRig {
+// newBenchRig is a gate with one bot in front of a fake Anthropic; credits puts the bot on
+// credits, with an allowance that never runs out, so that its calls reserve.
+func newBenchRig(b *testing.B, sink Sink, credits bool) *benchRig {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if strings.Contains(r.Header.Get("X-Bench"), "stream") {
@@ -112,8 +114,14 @@ func newBenchRig(b *testing.B, sink Sink) *benchRig {
 	}))
 	b.Cleanup(up.Close)
 	g := New(Config{Sink: sink})
-	g.Set("bot", &wire.ModelAccess{Token: tokenA, Providers: map[string]wire.ProviderAccess{
-		wire.ProviderAnthropic: {BaseURL: up.URL, Key: anthropicKey}}})
+	acc := &wire.ModelAccess{Token: tokenA, Providers: map[string]wire.ProviderAccess{
+		wire.ProviderAnthropic: {BaseURL: up.URL, Key: anthropicKey}}}
+	if credits {
+		acc.Credits = true
+		acc.DefaultPrice = wire.Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000}
+		acc.Allowance = wire.Allowance{Remaining: 1 << 62, AsOf: time.Unix(1, 0)}
+	}
+	g.Set("bot", acc)
 	gs := httptest.NewServer(g.Handler("bot"))
 	b.Cleanup(gs.Close)
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, DisableCompression: true}
@@ -177,7 +185,7 @@ func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsec
 // one Gate with a no-op Sink and with one that fsyncs every record.
 func BenchmarkGate(b *testing.B) {
 	b.Run("added-latency/whole", func(b *testing.B) {
-		r := newBenchRig(b, nopSink{})
+		r := newBenchRig(b, nopSink{}, false)
 		var direct, gated []time.Duration
 		r.do(b, r.upstream.URL, false)
 		r.do(b, r.gate.URL, false)
@@ -192,7 +200,7 @@ func BenchmarkGate(b *testing.B) {
 		b.ReportMetric(micros(pct(direct, .5)), "p50-direct-µs")
 	})
 	b.Run("added-latency/stream", func(b *testing.B) {
-		r := newBenchRig(b, nopSink{})
+		r := newBenchRig(b, nopSink{}, false)
 		var df, dw, gf, gw []time.Duration
 		r.do(b, r.upstream.URL, true)
 		r.do(b, r.gate.URL, true)
@@ -208,10 +216,12 @@ func BenchmarkGate(b *testing.B) {
 		b.ReportMetric(micros(pct(gw, .99)-pct(dw, .99)), "whole-p99-added-µs")
 	})
 	for _, c := range []struct {
-		name string
-		sink func(b *testing.B) Sink
+		name    string
+		sink    func(b *testing.B) Sink
+		credits bool
 	}{
-		{"calls/nop-sink", func(*testing.B) Sink { return nopSink{} }},
+		{"calls/nop-sink", func(*testing.B) Sink { return nopSink{} }, false},
+		{"calls/nop-sink-credits", func(*testing.B) Sink { return nopSink{} }, true},
 		{"calls/fsync-sink", func(b *testing.B) Sink {
 			f, err := os.Create(filepath.Join(b.TempDir(), "spool"))
 			if err != nil {
@@ -219,7 +229,7 @@ func BenchmarkGate(b *testing.B) {
 			}
 			b.Cleanup(func() { f.Close() })
 			return &fsyncSink{f: f}
-		}},
+		}, false},
 		{"calls/fsync-group-sink", func(b *testing.B) Sink {
 			f, err := os.Create(filepath.Join(b.TempDir(), "spool"))
 			if err != nil {
@@ -227,10 +237,10 @@ func BenchmarkGate(b *testing.B) {
 			}
 			b.Cleanup(func() { f.Close() })
 			return &groupSink{f: f}
-		}},
+		}, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			r := newBenchRig(b, c.sink(b))
+			r := newBenchRig(b, c.sink(b), c.credits)
 			b.SetParallelism(8)
 			start, cpu0 := time.Now(), cpuTime()
 			b.RunParallel(func(pb *testing.PB) {

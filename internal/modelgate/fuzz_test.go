@@ -5,6 +5,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/pocketmolt/pocketmolt/internal/prices"
+	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
 // fuzzStream reads in as a stream of api and checks what must hold for any bytes: they pass
@@ -62,7 +65,8 @@ func FuzzOpenAIStream(f *testing.F) {
 func FuzzUsage(f *testing.F) {
 	for _, b := range []string{anthropicWhole, chatWhole, responsesWhole,
 		`{"usage":{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":50}}}`,
-		`{"usage":{"input_tokens":-1}}`, `{"choices":[{"message":{"content":null}}]}`, `[]`, `null`} {
+		`{"usage":{"input_tokens":-1}}`, `{"choices":[{"message":{"content":null}}]}`, `[]`, `null`,
+		`{"model":"m","max_tokens":1e400}`, `{"max_completion_tokens":-0.5,"max_tokens":"9"}`, `{"max_output_tokens":{"a":1}}`} {
 		f.Add([]byte(b), uint8(0))
 		f.Add([]byte(b), uint8(1))
 		f.Add([]byte(b), uint8(2))
@@ -78,7 +82,13 @@ func FuzzUsage(f *testing.F) {
 		if !est && (!m.inputSeen || !m.outputSeen) {
 			t.Fatalf("not estimated with a part missing")
 		}
-		readCallInfo(body)
+		ci := readCallInfo(body)
+		if n := ci.outputBound(api); n <= 0 {
+			t.Fatalf("output bound %d", n)
+		}
+		if c := ci.reservation(prices.Table{Default: wire.Price{Input: 3_000_000, Output: 15_000_000}}, "anthropic", api, len(body)); c <= 0 {
+			t.Fatalf("reservation %d", c)
+		}
 		withStreamUsage(body)
 	})
 }

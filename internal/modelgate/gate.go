@@ -69,8 +69,12 @@ type bot struct {
 	pending   map[string]pendingCall // records metered and not yet settled, by id
 	spent     int64                  // estimated cost of pending, when spentOK
 	spentOK   bool
-	minute    window
-	day       dayCount
+	// reserved is what the calls on credits in flight may cost at most, held from their
+	// admission until their record is pending (or none is written); holds counts them.
+	reserved int64
+	holds    int
+	minute   window
+	day      dayCount
 }
 
 // pendingCall is what the allowance needs of a record not yet settled.
@@ -164,7 +168,7 @@ func (g *Gate) Set(botID string, acc *wire.ModelAccess) {
 		if b != nil {
 			b.access = nil
 			b.spentOK = false
-			if len(b.pending) == 0 {
+			if b.idle() {
 				delete(g.bots, botID)
 			}
 		}
@@ -279,20 +283,30 @@ func (g *Gate) Settled(recs []wire.UsageRecord) {
 			delete(b.pending, r.ID)
 			b.spentOK = false
 		}
-		gone := b.access == nil && len(b.pending) == 0
+		gone := b.idle()
 		b.mu.Unlock()
 		if gone {
-			g.mu.Lock()
-			if b2 := g.bots[r.BotID]; b2 == b {
-				b.mu.Lock()
-				if b.access == nil && len(b.pending) == 0 {
-					delete(g.bots, r.BotID)
-				}
-				b.mu.Unlock()
-			}
-			g.mu.Unlock()
+			g.drop(r.BotID, b)
 		}
 	}
+}
+
+// idle reports whether b is of no more use: no access, nothing pending, no call holding a
+// reservation; needs b.mu.
+func (b *bot) idle() bool { return b.access == nil && len(b.pending) == 0 && b.holds == 0 }
+
+// drop forgets botID's state b if it is still idle and still botID's. Needs nothing held.
+func (g *Gate) drop(botID string, b *bot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bots[botID] != b {
+		return
+	}
+	b.mu.Lock()
+	if b.idle() {
+		delete(g.bots, botID)
+	}
+	b.mu.Unlock()
 }
 
 // cost is pc's estimated cost at the bot's prices; needs b.mu.
@@ -317,11 +331,20 @@ func (b *bot) pendingSpend() int64 {
 	return b.spent
 }
 
+// satAdd is a+b for b >= 0, at most maxInt64.
 func satAdd(a, b int64) int64 {
 	if s := a + b; s >= a {
 		return s
 	}
 	return 1<<63 - 1
+}
+
+// satSub is a-b for b >= 0, at least minInt64.
+func satSub(a, b int64) int64 {
+	if d := a - b; d <= a {
+		return d
+	}
+	return -1 << 63
 }
 
 // Refusals returns the counts of calls the gate refused itself since the last call, and

@@ -2,6 +2,8 @@ package modelgate
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -52,20 +54,49 @@ func (d *dayCount) add() { d.n++ }
 type admission struct {
 	reason string // "" when admitted
 	answer answer
+	// reserved is true when the call holds a reservation of its bot's allowance, to be
+	// released once (see Gate.release).
+	reserved bool
 }
 
+// inFlightRetry is the Retry-After, in seconds, of a call refused because the bot's calls in
+// flight may use up what is left: about as long as a model call takes.
+const inFlightRetry = 5
+
 // admit decides on a call of the bot at now: credits (metered calls of a bot on credits
-// only) before limits, and a call admitted counts against the limits. Needs nothing held.
-func (b *bot) admit(a *access, now time.Time, metered bool) admission {
+// only) before limits, and a call admitted counts against the limits. A metered call on
+// credits is admitted only when cost, what it may cost at most, fits in the allowance beside
+// the spend pending and the reservations of the calls in flight; it then reserves cost, in the
+// same critical section, so that calls admitted at once see each other. Needs nothing held.
+func (b *bot) admit(a *access, now time.Time, metered bool, cost int64) admission {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if metered && a.credits {
-		if left := b.allowance.Remaining - b.pendingSpend(); left <= 0 {
+	reserve := metered && a.credits
+	if reserve {
+		left := satSub(b.allowance.Remaining, b.pendingSpend())
+		switch {
+		case left <= 0:
 			msg := b.allowance.Message
 			if msg == "" {
 				msg = "Your included credits are used up: add your own API key or wait for your next credits."
 			}
 			return admission{reason: wire.RefusedCredits, answer: errCredits(msg)}
+		case cost > left:
+			// Not "used up": the customer's dashboard still shows credits.
+			msg := b.allowance.Message
+			if msg == "" {
+				msg = "Add your own API key or wait for your next credits."
+			}
+			return admission{reason: wire.RefusedCredits, answer: errCredits(fmt.Sprintf(
+				"Too few credits are left for this model call: it may cost up to %s credits and %s are left. %s",
+				credits(cost), credits(left), msg))}
+		case b.reserved > left-cost:
+			// This passes: a call in flight ends, and its actual cost, mostly far below what
+			// it held, replaces its reservation. So the answer is a rate limit, which SDKs
+			// retry after Retry-After, not the credits refusal, which they give up on.
+			return admission{reason: wire.RefusedCredits, answer: errRate(fmt.Sprintf(
+				"This bot's model calls in progress may use up its remaining credits; try again in %d seconds.", inFlightRetry),
+				inFlightRetry)}
 		}
 	}
 	if l := a.limits.PerMinute; l > 0 {
@@ -87,7 +118,20 @@ func (b *bot) admit(a *access, now time.Time, metered bool) admission {
 	if a.limits.PerDay > 0 {
 		b.day.add()
 	}
-	return admission{}
+	if reserve {
+		b.reserved += cost // at most left: checked above
+		b.holds++
+	}
+	return admission{reserved: reserve}
+}
+
+// credits formats n millionths of a credit as credits: 6940 is "0.00694".
+func credits(n int64) string {
+	s := strconv.FormatInt(n/1_000_000, 10)
+	if f := n % 1_000_000; f != 0 {
+		s += strings.TrimRight(fmt.Sprintf(".%06d", f), "0")
+	}
+	return s
 }
 
 // seconds is d in whole seconds, rounded up, at least 1.

@@ -47,6 +47,9 @@ type call struct {
 	reqLen  int
 	started time.Time // the gate's clock, for the record
 	mono    time.Time // the real clock, for Millis
+	// reserved is what the call holds of its bot's allowance while held (see Gate.release).
+	reserved int64
+	held     bool
 }
 
 func (g *Gate) serve(w http.ResponseWriter, r *http.Request, botID string) {
@@ -100,10 +103,21 @@ func (g *Gate) serve(w http.ResponseWriter, r *http.Request, botID string) {
 			}
 		}
 	}
-	if adm := b.admit(a, c.started, ep.api != ""); adm.reason != "" {
+	var cost int64
+	if ep.api != "" && a.credits {
+		cost = c.info.reservation(a.table, ep.provider, ep.api, c.reqLen)
+	}
+	adm := b.admit(a, c.started, ep.api != "", cost)
+	if adm.reason != "" {
 		g.refused(botID, ep.provider, adm.reason)
 		adm.answer.write(w, ep.provider)
 		return
+	}
+	if adm.reserved {
+		c.reserved, c.held = cost, true
+		// Every way out, a panic to cut a stream too, ends here; commit releases it first
+		// when the call's record is written.
+		defer g.release(c)
 	}
 	if !up.valid {
 		g.refused(botID, ep.provider, wire.RefusedUpstream)
@@ -344,8 +358,31 @@ func (g *Gate) commit(ctx context.Context, c *call, rec wire.UsageRecord) error 
 	}
 	c.b.mu.Lock()
 	c.b.addPending(rec)
+	c.releaseLocked() // in the same critical section: the call is never counted as neither
 	c.b.mu.Unlock()
 	return nil
+}
+
+// release drops c's reservation if it still holds it: when the call ends without a record
+// (refused upstream, the bot gone before an answer, the Sink failing).
+func (g *Gate) release(c *call) {
+	c.b.mu.Lock()
+	c.releaseLocked()
+	gone := c.b.idle()
+	c.b.mu.Unlock()
+	if gone {
+		g.drop(c.botID, c.b)
+	}
+}
+
+// releaseLocked drops c's reservation once; needs c.b.mu.
+func (c *call) releaseLocked() {
+	if !c.held {
+		return
+	}
+	c.b.reserved -= c.reserved
+	c.b.holds--
+	c.held = false
 }
 
 // copyHeaders adds src's headers to dst but for the connection's own.

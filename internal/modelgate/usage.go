@@ -3,8 +3,10 @@ package modelgate
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 
+	"github.com/pocketmolt/pocketmolt/internal/prices"
 	"github.com/pocketmolt/pocketmolt/internal/wire"
 )
 
@@ -15,14 +17,67 @@ const bytesPerToken = 4
 // estimate is the tokens of n bytes of text, rounded up.
 func estimate(n int) int64 { return int64((n + bytesPerToken - 1) / bytesPerToken) }
 
-// callInfo is what the gate reads of a call's request body.
+// defaultOutputBound is the output tokens a call is reserved for when its request sets no
+// bound of its own (Chat Completions and Responses may omit it): a long answer of an agent,
+// twice Anthropic's old default of 2,048. It is an estimate, not a cap: the call's record
+// replaces it when the call ends. The model's own maximum (16k to 128k) would instead hold a
+// bot with plenty of credits left to one call at a time, or refuse it outright.
+const defaultOutputBound = 4096
+
+// callInfo is what the gate reads of a call's request body. The output bounds are kept raw
+// so that a bound of a type the gate does not expect (the provider will refuse it) costs
+// neither the model nor the stream flag.
 type callInfo struct {
 	Model  string `json:"model"`
 	Stream bool   `json:"stream"`
+	// MaxTokens bounds the output of Messages and (deprecated) Chat Completions;
+	// MaxCompletionTokens of Chat Completions, MaxOutputTokens of Responses.
+	MaxTokens           json.RawMessage `json:"max_tokens"`
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 }
 
-// readCallInfo reads the model and stream flag of a request body; a body that is not a JSON
-// object gives neither (the provider will say what is wrong with it).
+// outputBound is the most output tokens the request of api asks for: its own bound where it
+// sets one (the larger, when Chat Completions gets both), else defaultOutputBound.
+func (ci callInfo) outputBound(api string) int64 {
+	var n int64
+	switch api {
+	case apiMessages:
+		n = tokenCount(ci.MaxTokens)
+	case apiChat:
+		n = max(tokenCount(ci.MaxTokens), tokenCount(ci.MaxCompletionTokens))
+	case apiResponses:
+		n = tokenCount(ci.MaxOutputTokens)
+	}
+	if n <= 0 {
+		return defaultOutputBound
+	}
+	return n
+}
+
+// tokenCount is a positive JSON number of tokens, rounded up and at most maxInt64; 0 for
+// anything else.
+func tokenCount(raw json.RawMessage) int64 {
+	var f float64
+	if len(raw) == 0 || json.Unmarshal(raw, &f) != nil || !(f > 0) {
+		return 0
+	}
+	if f >= 1<<63 {
+		return 1<<63 - 1
+	}
+	return int64(math.Ceil(f))
+}
+
+// reservation is what a call of api may cost at most, as far as the gate can tell before it
+// is made: its request body of reqBytes as input (cache reads counted at the full input
+// price) and its output bound, at the price of its model in t.
+func (ci callInfo) reservation(t prices.Table, provider, api string, reqBytes int) int64 {
+	p, _ := t.Lookup(provider, ci.Model)
+	return prices.Cost(p, wire.Tokens{Input: estimate(reqBytes), Output: ci.outputBound(api)})
+}
+
+// readCallInfo reads the model, stream flag and output bounds of a request body; a body that
+// is not a JSON object gives none of them (the provider will say what is wrong with it).
 func readCallInfo(body []byte) callInfo {
 	var ci callInfo
 	if json.Unmarshal(body, &ci) != nil {
