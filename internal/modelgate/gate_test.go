@@ -362,23 +362,18 @@ func TestCredits(t *testing.T) {
 				if ac.api == apiMessages && stream {
 					p.CacheWrite = 0 // the streamed answer also wrote 7 to the cache
 				}
-				// A call is admitted while what it may cost at most (its reservation, far
-				// above the 1,000 it costs) fits in what is left.
-				body := ac.body(stream)
-				most := readCallInfo([]byte(body)).reservation(prices.Table{Models: map[string]wire.Price{ac.provider + "/" + ac.model: p}},
-					ac.provider, ac.api, len(body))
 				r := newRig(t, func(a *wire.ModelAccess) {
 					a.Credits = true
 					a.Prices = map[string]wire.Price{ac.provider + "/" + ac.model: p}
 					a.DefaultPrice = wire.Price{Input: 1}
-					a.Allowance = wire.Allowance{Remaining: 3*perCall + most, AsOf: time.Unix(100, 0), Message: msg}
+					a.Allowance = wire.Allowance{Remaining: 3*perCall + 1, AsOf: time.Unix(100, 0), Message: msg}
 				})
 				for i := range 4 {
 					if got := r.call(t, t.Context(), ac.path, tokenA, ac.body(stream)); got.status != 200 {
 						t.Fatalf("call %d: %d %s", i+1, got.status, got.body)
 					}
 				}
-				// most - 1,000 left: the fifth is refused.
+				// 3,001 - 4,000 left: the fifth is refused.
 				got := r.call(t, t.Context(), ac.path, tokenA, ac.body(stream))
 				wantStatus, wantShape := 429, `"code":"insufficient_quota"`
 				if ac.provider == wire.ProviderAnthropic {
@@ -398,9 +393,9 @@ func TestCredits(t *testing.T) {
 				if sum != 4*perCall {
 					t.Errorf("recorded cost %d, want %d", sum, 4*perCall)
 				}
-				// pmd commits the first three and says most is left of its own count: one more call.
+				// pmd commits the first three and says 1 is left of its own count: one more call.
 				r.g.Settled(recs[:3])
-				r.g.SetAllowance("bot-a", wire.Allowance{Remaining: most + perCall, AsOf: time.Unix(200, 0), Message: msg})
+				r.g.SetAllowance("bot-a", wire.Allowance{Remaining: 1 + perCall, AsOf: time.Unix(200, 0), Message: msg})
 				r.g.SetAllowance("bot-a", wire.Allowance{Remaining: 1e9, AsOf: time.Unix(150, 0)}) // older: ignored
 				if got := r.call(t, t.Context(), ac.path, tokenA, ac.body(stream)); got.status != 200 {
 					t.Errorf("after the new allowance: %d", got.status)
@@ -418,14 +413,11 @@ func TestCredits(t *testing.T) {
 }
 
 func TestCreditsExactBoundary(t *testing.T) {
-	// Each call costs 1,000 and may cost at most 6,960 (112 bytes: 28 input tokens at 20; 256
-	// output at 25): it is admitted while 6,960 fit in what is left.
 	price := wire.Price{Input: 20_000_000, CacheRead: 2_000_000, Output: 25_000_000}
-	const most = 6960
 	for _, c := range []struct {
 		remaining int64
 		calls     int
-	}{{0, 0}, {-5, 0}, {1, 0}, {most - 1, 0}, {most, 1}, {most + 999, 1}, {most + 1000, 2}, {most + 2000, 3}} {
+	}{{0, 0}, {-5, 0}, {1, 1}, {1000, 1}, {1001, 2}, {3000, 3}} {
 		t.Run(fmt.Sprint(c.remaining), func(t *testing.T) {
 			r := newRig(t, func(a *wire.ModelAccess) {
 				a.Credits = true
@@ -447,7 +439,7 @@ func TestCreditsExactBoundary(t *testing.T) {
 		r := newRig(t, func(a *wire.ModelAccess) {
 			a.Credits = true
 			a.DefaultPrice = price
-			a.Allowance = wire.Allowance{Remaining: 1000 + most, AsOf: time.Unix(1, 0)}
+			a.Allowance = wire.Allowance{Remaining: 2000, AsOf: time.Unix(1, 0)}
 		})
 		spooled := []wire.UsageRecord{
 			{ID: "r1", BotID: "bot-a", Provider: "anthropic", Model: "x", Tokens: wire.Tokens{Input: 25, CacheRead: 100, Output: 12}},
@@ -456,11 +448,11 @@ func TestCreditsExactBoundary(t *testing.T) {
 		r.g.Pending(spooled)
 		r.g.Pending(spooled[:1]) // counted once
 		if got := r.call(t, t.Context(), "/anthropic/v1/messages", tokenA, apiCases[0].body(false)); got.status != 400 {
-			t.Errorf("with 2,000 spent of 1,000 + most: %d", got.status)
+			t.Errorf("with 2,000 spent of 2,000: %d", got.status)
 		}
 		r.g.Settled(spooled[1:])
 		if got := r.call(t, t.Context(), "/anthropic/v1/messages", tokenA, apiCases[0].body(false)); got.status != 200 {
-			t.Errorf("with 1,000 spent of 1,000 + most: %d", got.status)
+			t.Errorf("with 1,000 spent of 2,000: %d", got.status)
 		}
 	})
 	t.Run("byok never refused", func(t *testing.T) {

@@ -2,8 +2,6 @@ package modelgate
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -81,16 +79,10 @@ func (b *bot) admit(a *access, now time.Time, metered bool, cost int64) admissio
 				msg = "Your included credits are used up: add your own API key or wait for your next credits."
 			}
 			return admission{reason: wire.RefusedCredits, answer: errCredits(msg)}
-		case cost > left:
-			// Not "used up": the customer's dashboard still shows credits.
-			msg := b.allowance.Message
-			if msg == "" {
-				msg = "Add your own API key or wait for your next credits."
-			}
-			return admission{reason: wire.RefusedCredits, answer: errCredits(fmt.Sprintf(
-				"Too few credits are left for this model call: it may cost up to %s credits and %s are left. %s",
-				credits(cost), credits(left), msg))}
-		case b.reserved > left-cost:
+		case b.holds > 0 && b.reserved > left-cost:
+			// With nothing in flight a call is admitted while anything is left, so that a
+			// customer's last credits are usable (it may end past them by its own cost, as a
+			// call always could); beside calls in flight, only what fits beside them.
 			// This passes: a call in flight ends, and its actual cost, mostly far below what
 			// it held, replaces its reservation. So the answer is a rate limit, which SDKs
 			// retry after Retry-After, not the credits refusal, which they give up on.
@@ -123,15 +115,6 @@ func (b *bot) admit(a *access, now time.Time, metered bool, cost int64) admissio
 		b.holds++
 	}
 	return admission{reserved: reserve}
-}
-
-// credits formats n millionths of a credit as credits: 6940 is "0.00694".
-func credits(n int64) string {
-	s := strconv.FormatInt(n/1_000_000, 10)
-	if f := n % 1_000_000; f != 0 {
-		s += strings.TrimRight(fmt.Sprintf(".%06d", f), "0")
-	}
-	return s
 }
 
 // seconds is d in whole seconds, rounded up, at least 1.
