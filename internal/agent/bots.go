@@ -791,7 +791,7 @@ func (m *Bots) remove(ctx context.Context, id string) bool {
 	return true
 }
 
-func validID(id string) bool { return id != "" && len(id) <= 64 && wire.ValidName(id) }
+func validID(id string) bool { return wire.ValidBotID(id) }
 
 func durationOr(d wire.Duration, def time.Duration) time.Duration {
 	if d > 0 {

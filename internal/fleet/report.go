@@ -24,25 +24,7 @@ const (
 	maxLastError    = 16 << 10 // it carries the gateway's last log lines
 	maxProbeText    = 4 << 10
 	maxEventDetail  = 4 << 10
-	maxBotIDLen     = 64
 )
-
-// validContainerID reports whether id is a container id as the Engine gives it: 1 to 64
-// lower-case hex digits.
-func validContainerID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// validBotID reports whether id has the shape of a bot id pmd gives.
-func validBotID(id string) bool { return len(id) <= maxBotIDLen && wire.ValidName(id) }
 
 // text escapes free text from a host for terminals and cuts it to max bytes.
 func text(s string, max int) string {
@@ -72,11 +54,11 @@ func checkStates(what string, states []wire.BotState) error {
 			return wire.Errorf(wire.CodeInvalidArgument, "%s: bot %s: %s", what, termsafe.Line(st.ID), fmt.Sprintf(format, args...))
 		}
 		switch {
-		case !validBotID(st.ID):
+		case !wire.ValidBotID(st.ID):
 			return wire.Errorf(wire.CodeInvalidArgument, "%s: bot id %q is not a bot id", what, termsafe.Line(st.ID))
 		case seen[st.ID]:
 			return bad("reported twice")
-		case st.ContainerID != "" && !validContainerID(st.ContainerID):
+		case st.ContainerID != "" && !wire.LowerHex(st.ContainerID, 1, 64):
 			return bad("container id %q is not a container id", termsafe.Line(st.ContainerID))
 		case !wire.KnownBotStatus(st.Status):
 			return bad("status %q is not one pmd knows", termsafe.Line(st.Status))
@@ -111,7 +93,7 @@ func checkEvents(ev *wire.Events) error {
 	for i := range ev.Events {
 		e := &ev.Events[i]
 		switch {
-		case !validBotID(e.BotID):
+		case !wire.ValidBotID(e.BotID):
 			return wire.Errorf(wire.CodeInvalidArgument, "events: bot id %q is not a bot id", termsafe.Line(e.BotID))
 		case !wire.KnownEvent(e.Action):
 			return wire.Errorf(wire.CodeInvalidArgument, "events: bot %s: action %q is not one pmd knows", e.BotID, termsafe.Line(e.Action))

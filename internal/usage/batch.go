@@ -64,7 +64,7 @@ func CheckBatch(b *wire.UsageBatch, now time.Time) (clamped int, err error) {
 	out := b.Records[:0]
 	for i := range b.Records {
 		rec := b.Records[i]
-		if !validID(rec.ID) {
+		if !wire.LowerHex(rec.ID, minIDLen, maxIDLen) {
 			return 0, wire.Errorf(wire.CodeInvalidArgument, "usage: record id %q is not %d to %d lower-case hex digits", termsafe.Line(cut(rec.ID, maxIDLen)), minIDLen, maxIDLen)
 		}
 		bad := func(format string, args ...any) error {
@@ -72,7 +72,7 @@ func CheckBatch(b *wire.UsageBatch, now time.Time) (clamped int, err error) {
 		}
 		t := rec.Tokens
 		switch {
-		case !validBotID(rec.BotID):
+		case !wire.ValidBotID(rec.BotID):
 			return 0, bad("bot id %q is not a bot id", termsafe.Line(cut(rec.BotID, maxBotIDLen)))
 		case !slices.Contains(wire.ModelProviders(), rec.Provider):
 			return 0, bad("provider %q is not one pmd knows", termsafe.Line(cut(rec.Provider, maxAPI)))
@@ -104,7 +104,7 @@ func CheckBatch(b *wire.UsageBatch, now time.Time) (clamped int, err error) {
 	b.Records = out
 	for _, rf := range b.Refusals {
 		switch {
-		case !validBotID(rf.BotID):
+		case !wire.ValidBotID(rf.BotID):
 			return 0, wire.Errorf(wire.CodeInvalidArgument, "usage: refusal: bot id %q is not a bot id", termsafe.Line(cut(rf.BotID, maxBotIDLen)))
 		case !slices.Contains(wire.ModelProviders(), rf.Provider):
 			return 0, wire.Errorf(wire.CodeInvalidArgument, "usage: refusal of bot %s: provider %q is not one pmd knows", rf.BotID, termsafe.Line(cut(rf.Provider, maxAPI)))
@@ -118,21 +118,6 @@ func CheckBatch(b *wire.UsageBatch, now time.Time) (clamped int, err error) {
 }
 
 func inRange(n, max int64) bool { return n >= 0 && n <= max }
-
-func validID(id string) bool {
-	if len(id) < minIDLen || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// validBotID reports whether id has the shape of a bot id pmd gives (as fleet checks them).
-func validBotID(id string) bool { return len(id) <= maxBotIDLen && wire.ValidName(id) }
 
 func knownOutcome(o string) bool {
 	return o == wire.OutcomeOK || o == wire.OutcomeError || o == wire.OutcomeCut

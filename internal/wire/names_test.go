@@ -57,3 +57,23 @@ func TestNameRuleStatesTheLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestLowerHex(t *testing.T) {
+	for _, tt := range []struct {
+		s        string
+		min, max int
+		want     bool
+	}{
+		{"0123456789abcdef", 16, 64, true},
+		{"0123456789ABCDEF", 16, 64, false},
+		{"0123456789abcde", 16, 64, false},
+		{"", 1, 64, false},
+		{"g", 1, 64, false},
+		{"a\x00", 1, 64, false},
+		{strings.Repeat("f", 65), 1, 64, false},
+	} {
+		if got := wire.LowerHex(tt.s, tt.min, tt.max); got != tt.want {
+			t.Errorf("LowerHex(%q, %d, %d) = %v", tt.s, tt.min, tt.max, got)
+		}
+	}
+}
