@@ -196,15 +196,22 @@ func (m *meter) chat(u *chatUsage) {
 	if u == nil {
 		return
 	}
-	if u.PromptTokens != nil {
-		in, cached := nonNeg(*u.PromptTokens), int64(0)
-		if u.Details != nil {
-			cached = min(nonNeg(u.Details.CachedTokens), in)
-		}
+	var cached int64
+	if u.Details != nil {
+		cached = u.Details.CachedTokens
+	}
+	m.openAI(u.PromptTokens, u.CompletionTokens, cached)
+}
+
+// openAI meters an OpenAI answer's usage, whose cached tokens are part of its input.
+func (m *meter) openAI(input, output *int64, cached int64) {
+	if input != nil {
+		in := nonNeg(*input)
+		cached = min(nonNeg(cached), in)
 		m.tok.Input, m.tok.CacheRead, m.inputSeen = in-cached, cached, true
 	}
-	if u.CompletionTokens != nil {
-		m.tok.Output, m.outputSeen = nonNeg(*u.CompletionTokens), true
+	if output != nil {
+		m.tok.Output, m.outputSeen = nonNeg(*output), true
 	}
 }
 
@@ -221,16 +228,11 @@ func (m *meter) responses(u *responsesUsage) {
 	if u == nil {
 		return
 	}
-	if u.InputTokens != nil {
-		in, cached := nonNeg(*u.InputTokens), int64(0)
-		if u.Details != nil {
-			cached = min(nonNeg(u.Details.CachedTokens), in)
-		}
-		m.tok.Input, m.tok.CacheRead, m.inputSeen = in-cached, cached, true
+	var cached int64
+	if u.Details != nil {
+		cached = u.Details.CachedTokens
 	}
-	if u.OutputTokens != nil {
-		m.tok.Output, m.outputSeen = nonNeg(*u.OutputTokens), true
-	}
+	m.openAI(u.InputTokens, u.OutputTokens, cached)
 }
 
 // anthropicMessage is a Messages API answer, as much as the meter reads of it.
