@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketmolt/pocketmolt/internal/wire"
@@ -93,6 +94,9 @@ type Provider struct {
 	reported    map[string]wire.Tokens
 	reportedCut map[string]wire.Tokens
 	seq         int
+	// inflight counts the calls being answered: a call is recorded after its last byte is
+	// written, which its client may read first; readers wait for them (see settle).
+	inflight atomic.Int64
 }
 
 // New returns a provider with no fault and no calls.
@@ -123,24 +127,40 @@ func (p *Provider) SetFault(f Fault) {
 	p.fault = f
 }
 
-// Calls returns a copy of the calls received so far, oldest first.
+// settleWait bounds how long a reader waits for the calls in flight to be recorded.
+const settleWait = 2 * time.Second
+
+// settle waits until no call is being answered, or settleWait has passed: a client that has
+// read a whole answer then finds its call recorded.
+func (p *Provider) settle() {
+	for deadline := time.Now().Add(settleWait); p.inflight.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Calls returns a copy of the calls received so far, oldest first, once those being answered
+// are recorded (waiting at most 2 s for them).
 func (p *Provider) Calls() []Call {
+	p.settle()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]Call(nil), p.calls...)
 }
 
 // Reported returns, per API key, the sum of the usage reported in complete answers (2xx and
-// not cut). Tests compare a ledger against it.
+// not cut), like Calls once those being answered are recorded. Tests compare a ledger
+// against it.
 func (p *Provider) Reported() map[string]wire.Tokens {
+	p.settle()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return copyTokens(p.reported)
 }
 
 // ReportedCut returns, per API key, the sum of the usage that cut streams carried before the
-// cut.
+// cut, like Calls once those being answered are recorded.
 func (p *Provider) ReportedCut() map[string]wire.Tokens {
+	p.settle()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return copyTokens(p.reportedCut)
@@ -253,6 +273,8 @@ type request struct {
 }
 
 func (p *Provider) serveModel(w http.ResponseWriter, r *http.Request, a api) {
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 	call := Call{Provider: a.provider(), Path: r.URL.Path, APIKey: a.key(r)}
 	fail := func(status int, msg string) {
 		a.writeError(w, status, msg)
